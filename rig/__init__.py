@@ -1,0 +1,1 @@
+"""stackrig: capture-and-stack controller (rig side: devices, sessions, CLI, TUI)."""
