@@ -1,0 +1,217 @@
+"""Streaming fusion: each method folds frames in one at a time with memory independent of N.
+
+All methods weight frame i at a pixel by ``exp(a_i)``, where ``a_i = sharpness * log(focus_i)``
+(a softmax over frames: ``focus_i ** sharpness / sum_j focus_j ** sharpness``). The sums are kept
+exactly in streaming form with a running per-pixel maximum ``m`` (log-sum-exp rescaling), so no
+weight ever overflows or underflows and the result does not depend on frame order.
+
+- ``pyramid``: Laplacian pyramid blending; every level's coefficients are combined with the
+  softmax of that level's activity (a sharp softmax: in practice the most active frame wins
+  each coefficient, while flat areas, where no frame stands out, fall back to a weighted mean
+  instead of collecting noise); the base level is the focus-weighted average.
+- ``weighted``: the same softmax at full resolution, with edge-aware smoothed weights.
+- ``depthmap``: per-pixel selection of the sharpest frame, colour carried from it, with
+  inconsistent or low-activity pixels falling back to the weighted mean.
+
+Every method also tracks the depth map (index of the sharpest frame per pixel) and can carry
+extra planes (chroma) from the sharpest frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from stacking import pyramid
+
+METHODS = ("pyramid", "weighted", "depthmap")
+
+_UNSEEN = -1e20  # running max before any frame covered a pixel
+_OUTSIDE = -1e30  # activity of a pixel a frame does not cover: weight exactly 0
+
+
+@dataclass
+class FusionInput:
+    """One frame in the reference geometry, ready to fuse."""
+
+    index: int
+    planes: list[np.ndarray]  # fused channels, float32 HxW each
+    activity: np.ndarray  # sharpness * log(focus), float32 at any resolution
+    valid: np.ndarray | None = None  # uint8 HxW, nonzero where the frame has data; None = all
+    carry: list[np.ndarray] | None = None  # planes taken from the sharpest frame (chroma)
+
+
+class SoftmaxSum:
+    """Running ``sum_i exp(a_i) * v_i`` and ``sum_i exp(a_i)`` over frames, kept exact."""
+
+    def __init__(self, shape: tuple[int, int], channels: int) -> None:
+        self.peak = np.full(shape, _UNSEEN, np.float32)
+        self.den = np.zeros(shape, np.float32)
+        self.num = np.zeros((channels, *shape), np.float32)
+
+    def weigh(self, activity: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Fold one frame's activity in; returns (rescale, weight, new-best mask)."""
+        new_best = cv2.compare(activity, self.peak, cv2.CMP_GT)
+        peak = cv2.max(self.peak, activity)
+        rescale = cv2.exp(cv2.subtract(self.peak, peak))
+        weight = cv2.exp(cv2.subtract(activity, peak))
+        self.peak = peak
+        cv2.multiply(self.den, rescale, dst=self.den)
+        cv2.add(self.den, weight, dst=self.den)
+        return rescale, weight, new_best
+
+    def add(self, channel: int, rescale: np.ndarray, weight: np.ndarray, values: np.ndarray) -> None:
+        num = self.num[channel]
+        cv2.multiply(num, rescale, dst=num)
+        cv2.accumulateProduct(values, weight, num)
+
+    def mean(self) -> list[np.ndarray]:
+        den = cv2.max(self.den, 1e-30)
+        return [cv2.divide(n, den) for n in self.num]
+
+
+class Fusion:
+    """Base: depth map and carried planes, shared by every method."""
+
+    def __init__(self, shape: tuple[int, int], channels: int, carry_channels: int) -> None:
+        self.shape = shape
+        self.channels = channels
+        self.depth = np.zeros(shape, np.uint16)
+        self.carried = np.zeros((carry_channels, *shape), np.float32)
+        self.frames = 0
+
+    def _track_best(self, frame: FusionInput, new_best: np.ndarray) -> None:
+        self.depth[new_best > 0] = frame.index
+        if frame.carry:
+            for plane, values in zip(self.carried, frame.carry, strict=True):
+                cv2.copyTo(values, new_best, plane)
+
+    def update(self, frame: FusionInput) -> None:
+        raise NotImplementedError
+
+    def image(self, max_side: int | None = None) -> list[np.ndarray]:
+        """Fused planes; at most ``max_side`` on the longest side when given (for previews)."""
+        raise NotImplementedError
+
+
+def _activity_at(frame: FusionInput, shape: tuple[int, int]) -> np.ndarray:
+    activity = pyramid.resize_to(frame.activity, shape)
+    if frame.valid is not None:
+        # Only where the frame fully covers the pixel: borders uncovered by magnification
+        # change get their data from the frames that do cover them.
+        valid = pyramid.resize_to(frame.valid, shape, nearest=activity.shape != frame.valid.shape)
+        activity = activity.copy()
+        activity[valid == 0] = _OUTSIDE
+    return activity
+
+
+def _shrink(planes: list[np.ndarray], max_side: int | None) -> list[np.ndarray]:
+    if not max_side or max(planes[0].shape) <= max_side:
+        return planes
+    h, w = planes[0].shape
+    f = max_side / max(h, w)
+    shape = (max(1, round(h * f)), max(1, round(w * f)))
+    return [pyramid.resize_to(p, shape) for p in planes]
+
+
+class WeightedFusion(Fusion):
+    """Single-scale softmax of the (edge-aware smoothed) focus."""
+
+    def __init__(self, shape: tuple[int, int], channels: int, carry_channels: int) -> None:
+        super().__init__(shape, channels, carry_channels)
+        self.sums = SoftmaxSum(shape, channels)
+
+    def update(self, frame: FusionInput) -> None:
+        rescale, weight, new_best = self.sums.weigh(_activity_at(frame, self.shape))
+        for c, values in enumerate(frame.planes):
+            self.sums.add(c, rescale, weight, values)
+        self._track_best(frame, new_best)
+        self.frames += 1
+
+    def image(self, max_side: int | None = None) -> list[np.ndarray]:
+        return _shrink(self.sums.mean(), max_side)
+
+
+class PyramidFusion(Fusion):
+    """Laplacian-pyramid blending with per-level, per-coefficient softmax of activity."""
+
+    def __init__(self, shape: tuple[int, int], channels: int, carry_channels: int) -> None:
+        super().__init__(shape, channels, carry_channels)
+        self.levels = pyramid.level_count(shape)
+        self.sums = [SoftmaxSum(s, channels) for s in pyramid.level_shapes(shape, self.levels)]
+
+    def update(self, frame: FusionInput) -> None:
+        factors = []
+        for level, sums in enumerate(self.sums):
+            rescale, weight, new_best = sums.weigh(_activity_at(frame, sums.den.shape))
+            factors.append((rescale, weight))
+            if level == 0:
+                self._track_best(frame, new_best)
+        # One channel at a time keeps only one plane's pyramid in memory.
+        for c, values in enumerate(frame.planes):
+            bands = pyramid.laplacian(values, self.levels)
+            for sums, (rescale, weight), band in zip(self.sums, factors, bands, strict=True):
+                sums.add(c, rescale, weight, band)
+        self.frames += 1
+
+    def image(self, max_side: int | None = None) -> list[np.ndarray]:
+        # A preview only needs the levels down to its own size: skip the finer bands.
+        first = 0
+        if max_side:
+            while first < self.levels and max(self.sums[first].den.shape) > max_side:
+                first += 1
+        means = [s.mean() for s in self.sums[first:]]
+        planes = [pyramid.collapse([m[c] for m in means]) for c in range(self.channels)]
+        return _shrink(planes, max_side)
+
+
+class DepthMapFusion(Fusion):
+    """Sharpest frame per pixel; inconsistent or featureless pixels use the weighted mean."""
+
+    def __init__(self, shape: tuple[int, int], channels: int, carry_channels: int) -> None:
+        super().__init__(shape, channels, carry_channels)
+        self.sums = SoftmaxSum(shape, channels)
+        self.best = np.zeros((channels, *shape), np.float32)
+
+    def update(self, frame: FusionInput) -> None:
+        rescale, weight, new_best = self.sums.weigh(_activity_at(frame, self.shape))
+        for c, values in enumerate(frame.planes):
+            self.sums.add(c, rescale, weight, values)
+            cv2.copyTo(values, new_best, self.best[c])
+        self._track_best(frame, new_best)
+        self.frames += 1
+
+    def selection_confidence(self) -> np.ndarray:
+        """1 where the chosen frame is trusted, 0 where the weighted mean is used instead.
+
+        ``den`` is the softmax partition relative to the winner: near 1 when one frame stands
+        out, near the frame count when all are alike (no detail to choose by). A pixel whose
+        index disagrees with its neighbourhood's median by more than a frame is an outlier
+        (noise won the selection) and is distrusted too.
+        """
+        decisive = np.clip((3.0 - self.sums.den) / 1.5, 0.0, 1.0)
+        median = cv2.medianBlur(self.depth, 5)
+        jump = cv2.absdiff(self.depth, median) > 1
+        decisive[jump] = 0.0
+        # Smooth the switch so the fallback never leaves a visible seam.
+        return cv2.GaussianBlur(decisive, (0, 0), 2.0)
+
+    def image(self, max_side: int | None = None) -> list[np.ndarray]:
+        trust = self.selection_confidence()
+        mean = self.sums.mean()
+        planes = [cv2.add(m, cv2.multiply(trust, cv2.subtract(b, m))) for b, m in zip(
+            self.best, mean, strict=True)]
+        return _shrink(planes, max_side)
+
+
+def make_fusion(method: str, shape: tuple[int, int], channels: int, carry: int) -> Fusion:
+    kinds: dict[str, type[Fusion]] = {
+        "pyramid": PyramidFusion,
+        "weighted": WeightedFusion,
+        "depthmap": DepthMapFusion,
+    }
+    if method not in kinds:
+        raise ValueError(f"fusion method {method!r}: choose one of {', '.join(METHODS)}")
+    return kinds[method](shape, channels, carry)

@@ -1,0 +1,345 @@
+"""Incremental frame alignment.
+
+Each frame is aligned to its predecessor (the last accepted frame), starting from the
+predecessor's own relative transform, and the result is composed back to the reference
+(the first frame). Transforms are 3x3 matrices mapping reference pixel coordinates to frame
+pixel coordinates, so ``cv2.warpAffine(frame, T[:2], ..., flags=WARP_INVERSE_MAP)`` brings a
+frame into the reference geometry.
+
+Neighbouring frames differ little in focus, which is what makes ECC reliable here even though
+the first and last frames of a stack may share almost no sharp detail.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+MODELS = ("none", "translation", "similarity", "affine", "homography")
+
+_ECC_MOTION = {
+    "translation": cv2.MOTION_TRANSLATION,
+    # ECC has no similarity model: fit affine, then project onto the closest similarity.
+    "similarity": cv2.MOTION_AFFINE,
+    "affine": cv2.MOTION_AFFINE,
+    "homography": cv2.MOTION_HOMOGRAPHY,
+}
+
+
+@dataclass(frozen=True)
+class AlignSettings:
+    model: str = "similarity"
+    work_side: int = 1024  # longest side (px) of the image ECC refines on
+    min_side: int = 128  # coarsest pyramid level for ECC
+    max_scale_step: float = 0.06  # |scale change| between neighbours
+    max_rotation_step_deg: float = 3.0
+    max_shift_step: float = 0.08  # fraction of the image diagonal between neighbours
+    min_correlation: float = 0.6  # ECC correlation below this means "did not converge"
+    blank_texture: float = 0.005  # fraction of textured pixels below which a frame is blank
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"alignment model {self.model!r}: choose one of {', '.join(MODELS)}")
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """How one frame maps onto the reference, or why it could not be aligned."""
+
+    transform: np.ndarray  # 3x3, reference -> frame pixel coordinates
+    relative: np.ndarray  # 3x3, predecessor -> frame pixel coordinates
+    gain: tuple[float, float, float]  # per-channel multiplier that matches the reference exposure
+    confidence: float  # ECC correlation (0..1) or RANSAC inlier ratio for the feature fallback
+    method: str  # "reference", "ecc", "features", "none", "given"
+    rejected: str | None = None  # reason, when the frame must not be blended
+
+
+@dataclass
+class _Predecessor:
+    gray: np.ndarray  # work-size grayscale
+    colour: np.ndarray  # tiny colour image for exposure matching
+    transform: np.ndarray
+    relative: np.ndarray
+    gain: np.ndarray
+
+
+@dataclass
+class IncrementalAligner:
+    """Aligns frames one at a time; keeps only the predecessor's small images."""
+
+    settings: AlignSettings = field(default_factory=AlignSettings)
+    _prev: _Predecessor | None = None
+
+    def align(self, gray: np.ndarray, colour: np.ndarray, full_shape: tuple[int, ...]) -> Alignment:
+        """Align one frame given as a work-size grayscale and a tiny colour copy (float32 0..1).
+
+        ``full_shape`` is the frame's full size; transforms are returned in full-size pixels.
+        Build the inputs with :func:`work_images`.
+        """
+        scale = (gray.shape[1] / full_shape[1], gray.shape[0] / full_shape[0])
+        colour_scale = (colour.shape[1] / full_shape[1], colour.shape[0] / full_shape[0])
+        if is_mostly_blank(gray, self.settings.blank_texture):
+            return _rejection("mostly blank: no texture to align or stack", self._prev)
+        if self._prev is None:
+            eye = np.eye(3)
+            self._prev = _Predecessor(gray, colour, eye, eye, np.ones(3))
+            return Alignment(eye, eye, (1.0, 1.0, 1.0), 1.0, "reference")
+
+        prev = self._prev
+        if self.settings.model == "none":
+            relative_small, confidence, method = np.eye(3), 1.0, "none"
+        else:
+            seed = _to_work(prev.relative, scale)
+            found = estimate_motion(prev.gray, gray, self.settings, seed)
+            if found is None:
+                return _rejection("alignment did not converge (ECC and feature matching failed)", prev)
+            relative_small, confidence, method = found
+        relative = _from_work(relative_small, scale)
+        reason = check_step(relative, full_shape, self.settings)
+        if reason is not None:
+            return _rejection(reason, prev, relative, confidence, method)
+        transform = relative @ prev.transform
+        gain = prev.gain * relative_gain(prev.colour, colour, _to_work(relative, colour_scale))
+        self._prev = _Predecessor(gray, colour, transform, relative, gain)
+        return Alignment(transform, relative, _triple(gain), confidence, method)
+
+    def accept_given(self, gray: np.ndarray, colour: np.ndarray, given: Alignment) -> None:
+        """Record a frame whose alignment is already known (re-stack from a saved report)."""
+        prev_t = self._prev.transform if self._prev else np.eye(3)
+        relative = given.transform @ np.linalg.inv(prev_t)
+        self._prev = _Predecessor(gray, colour, given.transform, relative, np.asarray(given.gain))
+
+
+def work_images(
+    frame: np.ndarray, settings: AlignSettings, colour_side: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """(work-size grayscale, tiny colour) float32 0..1 copies of an RGB frame of any dtype."""
+    scale = 1.0 / 255 if frame.dtype == np.uint8 else 1.0 / 65535 if frame.dtype == np.uint16 else 1.0
+    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    gray = _resize(gray, _work_scale(frame.shape, settings.work_side)).astype(np.float32) * scale
+    colour = _resize(frame, _work_scale(frame.shape, colour_side)).astype(np.float32) * scale
+    return gray, colour
+
+
+def _rejection(
+    reason: str,
+    prev: _Predecessor | None,
+    relative: np.ndarray | None = None,
+    confidence: float = 0.0,
+    method: str = "ecc",
+) -> Alignment:
+    base = prev.transform if prev else np.eye(3)
+    rel = np.eye(3) if relative is None else relative
+    return Alignment(rel @ base, rel, (1.0, 1.0, 1.0), confidence, method, rejected=reason)
+
+
+def _triple(values: np.ndarray) -> tuple[float, float, float]:
+    return (float(values[0]), float(values[1]), float(values[2]))
+
+
+def _work_scale(shape: tuple[int, ...], side: int) -> tuple[float, float]:
+    h, w = shape[:2]
+    s = min(1.0, side / max(h, w))
+    return (max(1, round(w * s)) / w, max(1, round(h * s)) / h)
+
+
+def _resize(img: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
+    if scale == (1.0, 1.0):
+        return img
+    h, w = img.shape[:2]
+    size = (max(1, round(w * scale[0])), max(1, round(h * scale[1])))
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+
+def _scaling(scale: tuple[float, float]) -> np.ndarray:
+    # Pixel centres: x_small + 0.5 = s * (x_full + 0.5).
+    sx, sy = scale
+    return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
+
+
+def _to_work(t: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
+    s = _scaling(scale)
+    return s @ t @ np.linalg.inv(s)
+
+
+def _from_work(t: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
+    s = _scaling(scale)
+    return np.linalg.inv(s) @ t @ s
+
+
+def is_mostly_blank(gray: np.ndarray, min_fraction: float) -> bool:
+    """True when almost no pixel carries texture above the image's own noise."""
+    mag = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
+    # Anything below a few grey levels (8-bit) is sensor noise or compression, not texture.
+    textured = float(np.count_nonzero(mag > 0.04)) / mag.size
+    return textured < min_fraction or float(gray.std()) < 0.004
+
+
+def gradient_mask(gray: np.ndarray) -> np.ndarray:
+    """Pixels worth aligning on: the strongest gradients, grown a little."""
+    mag = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
+    threshold = max(float(np.percentile(mag, 60)), 0.01)
+    mask = (mag > threshold).astype(np.uint8) * 255
+    mask = cv2.dilate(mask, np.ones((5, 5), np.uint8))
+    if np.count_nonzero(mask) < 0.02 * mask.size:
+        mask[:] = 255
+    return mask
+
+
+def to_model(t: np.ndarray, model: str) -> np.ndarray:
+    """Project a transform onto the degrees of freedom of ``model``."""
+    out = np.eye(3)
+    if model == "none":
+        return out
+    if model == "translation":
+        out[:2, 2] = t[:2, 2]
+    elif model == "similarity":
+        a = (t[0, 0] + t[1, 1]) / 2
+        b = (t[1, 0] - t[0, 1]) / 2
+        out[:2] = [[a, -b, t[0, 2]], [b, a, t[1, 2]]]
+    elif model == "affine":
+        out[:2] = t[:2]
+    else:
+        out = t / t[2, 2]
+    return out
+
+
+def estimate_motion(
+    template: np.ndarray, image: np.ndarray, settings: AlignSettings, seed: np.ndarray
+) -> tuple[np.ndarray, float, str] | None:
+    """Transform from ``template`` to ``image`` coordinates: ECC first, features as fallback."""
+    found = ecc_pyramid(template, image, settings, seed)
+    if found is not None and found[1] >= settings.min_correlation:
+        return found[0], found[1], "ecc"
+    by_features = feature_motion(template, image, settings.model)
+    if by_features is None:
+        return None
+    refined = ecc_pyramid(template, image, settings, by_features[0])
+    if refined is not None and refined[1] >= settings.min_correlation:
+        return refined[0], refined[1], "features+ecc"
+    return None
+
+
+def ecc_pyramid(
+    template: np.ndarray, image: np.ndarray, settings: AlignSettings, seed: np.ndarray
+) -> tuple[np.ndarray, float] | None:
+    """Coarse-to-fine ECC; returns (transform, correlation) or None when it fails."""
+    levels = max(0, int(math.log2(max(template.shape) / settings.min_side)))
+    pyr_t, pyr_i = [template], [image]
+    for _ in range(levels):
+        pyr_t.append(cv2.pyrDown(pyr_t[-1]))
+        pyr_i.append(cv2.pyrDown(pyr_i[-1]))
+    motion = _ECC_MOTION[settings.model]
+    t = seed.copy()
+    rho = 0.0
+    for level in range(levels, -1, -1):
+        sc = _level_scale(template.shape, pyr_t[level].shape)
+        guess = _to_work(t, sc)
+        warp = guess.astype(np.float32) if motion == cv2.MOTION_HOMOGRAPHY else guess[:2].astype(
+            np.float32
+        )
+        iterations = 60 if level == levels else 25
+        criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-5)
+        try:
+            rho, warp = cv2.findTransformECC(
+                pyr_t[level], pyr_i[level], warp, motion, criteria, gradient_mask(pyr_i[level]), 5
+            )
+        except cv2.error:
+            return None
+        full = np.eye(3)
+        full[: warp.shape[0]] = warp
+        t = to_model(_from_work(full, sc), settings.model)
+    if not np.all(np.isfinite(t)):
+        return None
+    return t, float(rho)
+
+
+def _level_scale(full: tuple[int, ...], level: tuple[int, ...]) -> tuple[float, float]:
+    return (level[1] / full[1], level[0] / full[0])
+
+
+def feature_motion(
+    template: np.ndarray, image: np.ndarray, model: str
+) -> tuple[np.ndarray, float] | None:
+    """SIFT matches + RANSAC; robust to large motion, used when ECC fails."""
+    sift = cv2.SIFT_create(nfeatures=2000)
+    a8 = cv2.normalize(template, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    b8 = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    ka, da = sift.detectAndCompute(a8, None)
+    kb, db = sift.detectAndCompute(b8, None)
+    if da is None or db is None or len(ka) < 8 or len(kb) < 8:
+        return None
+    matches = cv2.BFMatcher(cv2.NORM_L2).knnMatch(da, db, k=2)
+    good = [m for m, n in (p for p in matches if len(p) == 2) if m.distance < 0.75 * n.distance]
+    if len(good) < 8:
+        return None
+    src = np.float32([ka[m.queryIdx].pt for m in good])
+    dst = np.float32([kb[m.trainIdx].pt for m in good])
+    if model == "homography":
+        h, inliers = cv2.findHomography(src, dst, cv2.RANSAC, 2.0)
+        if h is None:
+            return None
+        t = h
+    else:
+        estimate = cv2.estimateAffine2D if model == "affine" else cv2.estimateAffinePartial2D
+        m, inliers = estimate(src, dst, method=cv2.RANSAC, ransacReprojThreshold=2.0)
+        if m is None:
+            return None
+        t = np.vstack([m, [0, 0, 1]])
+    ratio = float(np.count_nonzero(inliers)) / len(good)
+    if np.count_nonzero(inliers) < 8:
+        return None
+    return to_model(t, model), ratio
+
+
+def decompose(t: np.ndarray) -> tuple[float, float, float]:
+    """(scale, rotation in degrees, translation length) of a transform's affine part."""
+    a = t[:2, :2]
+    scale = math.sqrt(abs(np.linalg.det(a)))
+    rotation = math.degrees(math.atan2(a[1, 0] - a[0, 1], a[0, 0] + a[1, 1]))
+    return scale, rotation, float(np.hypot(t[0, 2], t[1, 2]))
+
+
+def check_step(relative: np.ndarray, shape: tuple[int, ...], settings: AlignSettings) -> str | None:
+    """Reason the step between neighbours is implausible for a focus stack, or None."""
+    h, w = shape[:2]
+    centre = np.array([w / 2, h / 2, 1.0])
+    moved = relative @ centre
+    if abs(moved[2]) < 1e-9:
+        return "transform out of bounds: degenerate perspective"
+    shift = float(np.hypot(*(moved[:2] / moved[2] - centre[:2])))
+    scale, rotation, _ = decompose(relative)
+    if abs(scale - 1) > settings.max_scale_step:
+        return f"transform out of bounds: scale changed by {100 * (scale - 1):+.1f}% from the previous frame"
+    if abs(rotation) > settings.max_rotation_step_deg:
+        return f"transform out of bounds: rotated {rotation:+.2f} degrees from the previous frame"
+    if shift > settings.max_shift_step * math.hypot(w, h):
+        return f"transform out of bounds: moved {shift:.0f} px from the previous frame"
+    if relative.shape == (3, 3) and np.abs(relative[2, :2]).max() * max(w, h) > 0.2:
+        return "transform out of bounds: perspective change too strong"
+    return None
+
+
+def relative_gain(prev: np.ndarray, cur: np.ndarray, relative: np.ndarray) -> np.ndarray:
+    """Per-channel gain that maps ``cur`` onto ``prev``'s exposure and white balance.
+
+    ``relative`` maps ``prev`` pixel coordinates to ``cur``'s (both tiny images). A ratio of
+    means over the overlap: blur preserves the mean, so the focus difference between
+    neighbours does not bias it.
+    """
+    h, w = prev.shape[:2]
+    flags = cv2.WARP_INVERSE_MAP
+    warped = cv2.warpPerspective(cur, relative, (w, h), flags=cv2.INTER_LINEAR | flags)
+    ones = np.ones(cur.shape[:2], np.uint8)
+    valid = cv2.warpPerspective(ones, relative, (w, h), flags=cv2.INTER_NEAREST | flags)
+    valid = cv2.erode(valid, np.ones((5, 5), np.uint8)) > 0
+    if np.count_nonzero(valid) < 0.1 * valid.size:
+        return np.ones(3)
+    p = prev[valid].astype(np.float64).sum(axis=0)
+    c = warped[valid].astype(np.float64).sum(axis=0)
+    gain = np.where(c > 1e-6, p / np.maximum(c, 1e-6), 1.0)
+    # Flicker and white-balance drift are a few percent; anything far off is a scene change.
+    return np.clip(gain, 0.5, 2.0)

@@ -1,0 +1,72 @@
+"""Focus measures: how sharp each part of a frame is.
+
+Every measure returns an amplitude-like map (same units as the image gradient, not squared),
+so one softmax sharpness setting means the same for all of them. The window is applied at a
+reduced resolution: the map is smooth by construction, and a 24 MP frame would otherwise spend
+most of its time in one large blur.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+MEASURES = ("laplacian", "tenengrad", "sml")
+
+
+def default_window(shape: tuple[int, ...]) -> float:
+    """Window diameter in pixels that suits the frame size (about 1.6 % of the diagonal).
+
+    Defocus blur and detail both scale with resolution, so the window does too.
+    """
+    h, w = shape[:2]
+    return max(7.0, 0.016 * math.hypot(w, h))
+
+
+def detail(gray: np.ndarray, measure: str) -> np.ndarray:
+    """Per-pixel detail of a float32 grayscale image, before windowing."""
+    if measure == "laplacian":
+        lap = cv2.Laplacian(gray, cv2.CV_32F, ksize=1)
+        # The Laplacian has zero local mean, so the windowed mean of L^2 is its variance.
+        return cv2.multiply(lap, lap)
+    if measure == "tenengrad":
+        gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
+        return cv2.add(cv2.multiply(gx, gx), cv2.multiply(gy, gy))
+    if measure == "sml":
+        kx = np.array([[-1, 2, -1]], np.float32)
+        mx = cv2.absdiff(cv2.filter2D(gray, -1, kx), 0)
+        my = cv2.absdiff(cv2.filter2D(gray, -1, kx.T), 0)
+        return cv2.add(mx, my)
+    raise ValueError(f"focus measure {measure!r}: choose one of {', '.join(MEASURES)}")
+
+
+def _is_squared(measure: str) -> bool:
+    return measure in ("laplacian", "tenengrad")
+
+
+def focus_map(
+    gray: np.ndarray, measure: str = "laplacian", window: float | None = None, work_side: int = 0
+) -> np.ndarray:
+    """Windowed focus measure of ``gray``.
+
+    Returns the map at a reduced size whose longest side is about ``work_side`` (the full size
+    when 0); callers resize it to the resolution they need. The window is a Gaussian whose
+    diameter (4 sigma) is ``window`` pixels of the full-size image.
+    """
+    window = default_window(gray.shape) if window is None else float(window)
+    d = detail(gray, measure)
+    h, w = gray.shape[:2]
+    factor = 1.0
+    if work_side and max(h, w) > work_side:
+        # Never shrink so far that the window falls under ~2 px at the working size.
+        factor = max(work_side / max(h, w), min(1.0, 8.0 / window))
+        d = cv2.resize(d, (max(1, round(w * factor)), max(1, round(h * factor))),
+                       interpolation=cv2.INTER_AREA)
+    sigma = max(0.5, window * factor / 4.0)
+    d = cv2.GaussianBlur(d, (0, 0), sigma)
+    if _is_squared(measure):
+        d = cv2.sqrt(cv2.max(d, 0.0))
+    return d

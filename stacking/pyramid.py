@@ -1,0 +1,56 @@
+"""Gaussian and Laplacian pyramids of single-channel float32 images (pure functions)."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+
+def level_count(shape: tuple[int, ...], smallest: int = 16, most: int = 8) -> int:
+    """Number of detail levels so the base level's short side stays at least ``smallest``."""
+    return max(1, min(most, int(math.log2(max(1, min(shape[:2]) / smallest)))))
+
+
+def level_shapes(shape: tuple[int, ...], levels: int) -> list[tuple[int, int]]:
+    """(h, w) of every level, full size first, base last (levels + 1 entries)."""
+    h, w = shape[:2]
+    shapes = [(h, w)]
+    for _ in range(levels):
+        h, w = (h + 1) // 2, (w + 1) // 2
+        shapes.append((h, w))
+    return shapes
+
+
+def laplacian(img: np.ndarray, levels: int) -> list[np.ndarray]:
+    """Laplacian pyramid: ``levels`` detail bands then the low-pass base."""
+    bands = []
+    current = img
+    for _ in range(levels):
+        down = cv2.pyrDown(current)
+        up = cv2.pyrUp(down, dstsize=(current.shape[1], current.shape[0]))
+        bands.append(cv2.subtract(current, up))
+        current = down
+    bands.append(current)
+    return bands
+
+
+def collapse(bands: list[np.ndarray]) -> np.ndarray:
+    """Inverse of :func:`laplacian`."""
+    img = bands[-1]
+    for band in reversed(bands[:-1]):
+        img = cv2.add(cv2.pyrUp(img, dstsize=(band.shape[1], band.shape[0])), band)
+    return img
+
+
+def resize_to(img: np.ndarray, shape: tuple[int, int], nearest: bool = False) -> np.ndarray:
+    """Resize a map to ``shape`` (h, w): area averaging down, linear up."""
+    h, w = shape
+    if img.shape[:2] == (h, w):
+        return img
+    if nearest:
+        flags = cv2.INTER_NEAREST
+    else:
+        flags = cv2.INTER_AREA if img.shape[0] > h else cv2.INTER_LINEAR
+    return cv2.resize(img, (w, h), interpolation=flags)
