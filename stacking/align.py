@@ -38,6 +38,7 @@ class AlignSettings:
     max_rotation_step_deg: float = 3.0
     max_shift_step: float = 0.08  # fraction of the image diagonal between neighbours
     min_correlation: float = 0.6  # ECC correlation below this means "did not converge"
+    key_correlation: float = 0.85  # refine against the anchor frame while it correlates this well
     blank_texture: float = 0.005  # fraction of textured pixels below which a frame is blank
 
     def __post_init__(self) -> None:
@@ -72,6 +73,9 @@ class IncrementalAligner:
 
     settings: AlignSettings = field(default_factory=AlignSettings)
     _prev: _Predecessor | None = None
+    # An earlier frame the current one still correlates well with: refining against it
+    # instead of only the predecessor stops small pairwise errors from adding up.
+    _key: _Predecessor | None = None
 
     def align(self, gray: np.ndarray, colour: np.ndarray, full_shape: tuple[int, ...]) -> Alignment:
         """Align one frame given as a work-size grayscale and a tiny colour copy (float32 0..1).
@@ -85,7 +89,7 @@ class IncrementalAligner:
             return _rejection("mostly blank: no texture to align or stack", self._prev)
         if self._prev is None:
             eye = np.eye(3)
-            self._prev = _Predecessor(gray, colour, eye, eye, np.ones(3))
+            self._prev = self._key = _Predecessor(gray, colour, eye, eye, np.ones(3))
             return Alignment(eye, eye, (1.0, 1.0, 1.0), 1.0, "reference")
 
         prev = self._prev
@@ -102,7 +106,19 @@ class IncrementalAligner:
         if reason is not None:
             return _rejection(reason, prev, relative, confidence, method)
         transform = relative @ prev.transform
-        gain = prev.gain * relative_gain(prev.colour, colour, _to_work(relative, colour_scale))
+        base = prev
+        key = self._key
+        if key is not None and key is not prev and self.settings.model != "none":
+            from_key = _to_work(transform @ np.linalg.inv(key.transform), scale)
+            refined = ecc_pyramid(key.gray, gray, self.settings, from_key, levels=0)
+            if refined is not None and refined[1] >= self.settings.key_correlation:
+                transform = _from_work(refined[0], scale) @ key.transform
+                base = key
+            else:
+                self._key = prev  # the predecessor is the best anchor from now on
+        rel_to_base = transform @ np.linalg.inv(base.transform)
+        gain = base.gain * relative_gain(base.colour, colour, _to_work(rel_to_base, colour_scale))
+        relative = transform @ np.linalg.inv(prev.transform)
         self._prev = _Predecessor(gray, colour, transform, relative, gain)
         return Alignment(transform, relative, _triple(gain), confidence, method)
 
@@ -224,10 +240,15 @@ def estimate_motion(
 
 
 def ecc_pyramid(
-    template: np.ndarray, image: np.ndarray, settings: AlignSettings, seed: np.ndarray
+    template: np.ndarray,
+    image: np.ndarray,
+    settings: AlignSettings,
+    seed: np.ndarray,
+    levels: int | None = None,
 ) -> tuple[np.ndarray, float] | None:
     """Coarse-to-fine ECC; returns (transform, correlation) or None when it fails."""
-    levels = max(0, int(math.log2(max(template.shape) / settings.min_side)))
+    if levels is None:
+        levels = max(0, int(math.log2(max(template.shape) / settings.min_side)))
     pyr_t, pyr_i = [template], [image]
     for _ in range(levels):
         pyr_t.append(cv2.pyrDown(pyr_t[-1]))
@@ -338,8 +359,18 @@ def relative_gain(prev: np.ndarray, cur: np.ndarray, relative: np.ndarray) -> np
     valid = cv2.erode(valid, np.ones((5, 5), np.uint8)) > 0
     if np.count_nonzero(valid) < 0.1 * valid.size:
         return np.ones(3)
+    # Defocus shifts the local mean near edges (blur happens in linear light, pixels are
+    # gamma-encoded), so measure on the flattest half of the overlap only.
+    flat = cv2.max(_local_contrast(prev), _local_contrast(warped))
+    valid &= flat <= np.percentile(flat[valid], 50)
     p = prev[valid].astype(np.float64).sum(axis=0)
     c = warped[valid].astype(np.float64).sum(axis=0)
     gain = np.where(c > 1e-6, p / np.maximum(c, 1e-6), 1.0)
     # Flicker and white-balance drift are a few percent; anything far off is a scene change.
     return np.clip(gain, 0.5, 2.0)
+
+
+def _local_contrast(rgb: np.ndarray) -> np.ndarray:
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return cv2.dilate(cv2.morphologyEx(gray, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)),
+                      np.ones((3, 3), np.uint8))
