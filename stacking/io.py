@@ -8,8 +8,10 @@ Pixels
 EXIF
     ``ImageFile.exif`` and the ``exif`` argument of ``write_image`` are an EXIF block that starts
     with the ``b"Exif\\0\\0"`` header, as in a JPEG APP1 segment (``write_image`` also accepts it
-    without the header). ``read_image`` returns the file's block as stored, so it may still say
-    e.g. Orientation 6 for pixels that are already upright.
+    without the header). For JPEG and PNG ``read_image`` returns the file's block as stored; for
+    TIFF and TIFF-based RAW (DNG, NEF, CR2, ARW, PEF, ...) a block built from the descriptive tags
+    of IFD0 and its EXIF and GPS sub-IFDs; for other RAW (CR3, RAF, ORF, RW2) None. Either way it
+    may still say e.g. Orientation 6 for pixels that are already upright.
 
 What ``write_image`` carries
     JPEG  the whole EXIF block (APP1) and the ICC profile (APP2). A block over the 64 KiB that
@@ -151,7 +153,7 @@ class ImageFile:
 
     pixels: np.ndarray  # H x W x 3, RGB, uint8 or uint16
     bit_depth: int  # 8 or 16
-    exif: bytes | None  # EXIF block starting with b"Exif\0\0", as stored in the file
+    exif: bytes | None  # EXIF block starting with b"Exif\0\0" (see the module docstring)
     icc: bytes | None  # ICC profile
     source: Path
     is_raw: bool
