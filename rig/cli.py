@@ -37,31 +37,77 @@ def _add_stack(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "in natural name order (frame_2 before frame_10); the first is the reference geometry.",
     )
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="folders or image files")
-    p.add_argument("-o", "--output", type=Path, required=True,
-                   help="result image (.tif, .png or .jpg)")
+    p.add_argument(
+        "-o", "--output", type=Path, required=True, help="result image (.tif, .png or .jpg)"
+    )
     p.add_argument("--method", choices=METHODS, default="pyramid", help="fusion (default pyramid)")
-    p.add_argument("--align", choices=MODELS, default="similarity",
-                   help="alignment model (default similarity: rails change magnification)")
-    p.add_argument("--focus-measure", choices=MEASURES, default="laplacian",
-                   help="focus measure (default laplacian)")
-    p.add_argument("--window", type=float, default=None, metavar="PX",
-                   help="focus window diameter in pixels (default: 1.6%% of the image diagonal)")
-    p.add_argument("--depth-map", type=Path, default=None, metavar="PATH",
-                   help="also write the depth map (16-bit frame index) and PATH-colour.png")
+    p.add_argument(
+        "--align",
+        choices=MODELS,
+        default="similarity",
+        help="alignment model (default similarity: rails change magnification)",
+    )
+    p.add_argument(
+        "--focus-measure",
+        choices=MEASURES,
+        default="laplacian",
+        help="focus measure (default laplacian)",
+    )
+    p.add_argument(
+        "--window",
+        type=float,
+        default=None,
+        metavar="PX",
+        help="focus window diameter in pixels (default: 1.6%% of the image diagonal)",
+    )
+    p.add_argument(
+        "--depth-map",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="also write the depth map (16-bit frame index) and PATH-colour.png",
+    )
     p.add_argument("--crop", action="store_true", help="crop to the area every frame covers")
-    p.add_argument("--luminance-only", action="store_true",
-                   help="fuse luminance only, carry colour from the sharpest frame")
-    p.add_argument("--sharpen", type=float, default=0.0, metavar="AMOUNT",
-                   help="unsharp-mask the result (e.g. 0.5; default off)")
-    p.add_argument("--bit-depth", type=int, choices=(8, 16), default=None,
-                   help="output bits per channel (default 16 if any input is 16-bit or RAW)")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="worker threads for image processing (default: all cores)")
-    p.add_argument("--strict", action="store_true",
-                   help="stop at the first unreadable frame instead of skipping it")
-    p.add_argument("--reuse-alignment", nargs="?", const="auto", default=None, metavar="REPORT",
-                   help="reuse the alignment of an earlier run (its .stack.json; default: the "
-                   "report beside OUTPUT) to try other fusion settings quickly")
+    p.add_argument(
+        "--luminance-only",
+        action="store_true",
+        help="fuse luminance only, carry colour from the sharpest frame",
+    )
+    p.add_argument(
+        "--sharpen",
+        type=float,
+        default=0.0,
+        metavar="AMOUNT",
+        help="unsharp-mask the result (e.g. 0.5; default off)",
+    )
+    p.add_argument(
+        "--bit-depth",
+        type=int,
+        choices=(8, 16),
+        default=None,
+        help="output bits per channel (default 16 if any input is 16-bit or RAW)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker threads for image processing (default: all cores)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first unreadable frame instead of skipping it",
+    )
+    p.add_argument(
+        "--reuse-alignment",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="REPORT",
+        help="reuse the alignment of an earlier run (its .stack.json; default: the "
+        "report beside OUTPUT) to try other fusion settings quickly",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_run_stack)
 
@@ -79,8 +125,12 @@ def _run_stack(args: argparse.Namespace) -> int:
         cv2.setNumThreads(args.threads)
     try:
         settings = StackSettings(
-            method=args.method, align=args.align, focus_measure=args.focus_measure,
-            window=args.window, luminance_only=args.luminance_only, crop=args.crop,
+            method=args.method,
+            align=args.align,
+            focus_measure=args.focus_measure,
+            window=args.window,
+            luminance_only=args.luminance_only,
+            crop=args.crop,
             sharpen=args.sharpen,
         )
     except ValueError as exc:
@@ -89,8 +139,10 @@ def _run_stack(args: argparse.Namespace) -> int:
     for skipped in found.skipped:
         print(f"warning: skipped {skipped}: not an image stackrig reads", file=sys.stderr)
     if not found.images:
-        return _fail("no images found in the inputs: give folders or files with frames "
-                     "(JPEG, PNG, TIFF or camera RAW)")
+        return _fail(
+            "no images found in the inputs: give folders or files with frames "
+            "(JPEG, PNG, TIFF or camera RAW)"
+        )
     reuse = None
     if args.reuse_alignment == "auto":
         reuse = restack.report_path(args.output)
@@ -99,8 +151,13 @@ def _run_stack(args: argparse.Namespace) -> int:
     if reuse is not None and not reuse.is_file():
         return _fail(f"{reuse}: no earlier report to reuse; stack once without --reuse-alignment")
     job = restack.RestackJob(
-        inputs=found.images, output=args.output, settings=settings, depth_map=args.depth_map,
-        bit_depth=args.bit_depth, strict=args.strict, reuse_report=reuse,
+        inputs=found.images,
+        output=args.output,
+        settings=settings,
+        depth_map=args.depth_map,
+        bit_depth=args.bit_depth,
+        strict=args.strict,
+        reuse_report=reuse,
     )
     progress = None if args.quiet else Progress(len(found.images))
 
@@ -135,11 +192,17 @@ def _print_summary(outcome: object, given: int) -> None:
         x, y, w, h = result.crop
         print(f"  cropped to {w}x{h} at ({x}, {y}), the area every frame covers", file=out)
     ratio = result.sharpness / outcome.inputs_sharpness if outcome.inputs_sharpness else 0.0
-    print(f"  sharpness {result.sharpness:.4f} vs inputs' mean {outcome.inputs_sharpness:.4f} "
-          f"({ratio:.2f}x)", file=out)
+    print(
+        f"  sharpness {result.sharpness:.4f} vs inputs' mean {outcome.inputs_sharpness:.4f} "
+        f"({ratio:.2f}x)",
+        file=out,
+    )
     per = outcome.seconds / max(1, given)
-    print(f"  time {outcome.seconds:.1f} s ({per:.2f} s/frame), peak memory "
-          f"{outcome.peak_rss_mib:.0f} MiB", file=out)
+    print(
+        f"  time {outcome.seconds:.1f} s ({per:.2f} s/frame), peak memory "
+        f"{outcome.peak_rss_mib:.0f} MiB",
+        file=out,
+    )
     print(f"  report {outcome.report}", file=out)
     if outcome.depth_map is not None:
         print(f"  depth map {outcome.depth_map} (colour: {outcome.depth_colour})", file=out)
@@ -155,8 +218,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_usage(sys.stderr)
-        print("stackrig: error: give a command, e.g. 'stackrig stack FRAMES/ -o result.tif'",
-              file=sys.stderr)
+        print(
+            "stackrig: error: give a command, e.g. 'stackrig stack FRAMES/ -o result.tif'",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     from stacking.errors import StackingError
 

@@ -122,8 +122,9 @@ def run(job: RestackJob, on_frame: Callable[[FrameReport], None] | None = None) 
     result = engine.finalize()
     assert first is not None  # finalize raised when nothing was stacked
     depth = job.bit_depth or (16 if deep else 8)
-    output = io.write_image(job.output, result.image, bit_depth=depth, exif=first.exif,
-                            icc=first.icc)
+    output = io.write_image(
+        job.output, result.image, bit_depth=depth, exif=first.exif, icc=first.icc
+    )
     depth_path = colour_path = None
     if job.depth_map is not None:
         depth_path = io.write_image(job.depth_map, result.depth, bit_depth=16)
@@ -145,8 +146,17 @@ def run(job: RestackJob, on_frame: Callable[[FrameReport], None] | None = None) 
             "frames": [r.to_dict() for r in result.reports],
         },
     )
-    return RestackOutcome(result, output, report, depth_path, colour_path, unreadable, seconds,
-                          peak_rss_mib(), inputs_sharpness)
+    return RestackOutcome(
+        result,
+        output,
+        report,
+        depth_path,
+        colour_path,
+        unreadable,
+        seconds,
+        peak_rss_mib(),
+        inputs_sharpness,
+    )
 
 
 def _settings_dict(settings: StackSettings) -> dict[str, object]:

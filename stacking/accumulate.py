@@ -62,7 +62,9 @@ class SoftmaxSum:
         cv2.add(self.den, weight, dst=self.den)
         return rescale, weight, new_best
 
-    def add(self, channel: int, rescale: np.ndarray, weight: np.ndarray, values: np.ndarray) -> None:
+    def add(
+        self, channel: int, rescale: np.ndarray, weight: np.ndarray, values: np.ndarray
+    ) -> None:
         num = self.num[channel]
         cv2.multiply(num, rescale, dst=num)
         cv2.accumulateProduct(values, weight, num)
@@ -201,8 +203,10 @@ class DepthMapFusion(Fusion):
     def image(self, max_side: int | None = None) -> list[np.ndarray]:
         trust = self.selection_confidence()
         mean = self.sums.mean()
-        planes = [cv2.add(m, cv2.multiply(trust, cv2.subtract(b, m))) for b, m in zip(
-            self.best, mean, strict=True)]
+        planes = [
+            cv2.add(m, cv2.multiply(trust, cv2.subtract(b, m)))
+            for b, m in zip(self.best, mean, strict=True)
+        ]
         return _shrink(planes, max_side)
 
 

@@ -99,7 +99,9 @@ class IncrementalAligner:
             seed = _to_work(prev.relative, scale)
             found = estimate_motion(prev.gray, gray, self.settings, seed)
             if found is None:
-                return _rejection("alignment did not converge (ECC and feature matching failed)", prev)
+                return _rejection(
+                    "alignment did not converge (ECC and feature matching failed)", prev
+                )
             relative_small, confidence, method = found
         relative = _from_work(relative_small, scale)
         reason = check_step(relative, full_shape, self.settings)
@@ -133,7 +135,9 @@ def work_images(
     frame: np.ndarray, settings: AlignSettings, colour_side: int = 256
 ) -> tuple[np.ndarray, np.ndarray]:
     """(work-size grayscale, tiny colour) float32 0..1 copies of an RGB frame of any dtype."""
-    scale = 1.0 / 255 if frame.dtype == np.uint8 else 1.0 / 65535 if frame.dtype == np.uint16 else 1.0
+    scale = (
+        1.0 / 255 if frame.dtype == np.uint8 else 1.0 / 65535 if frame.dtype == np.uint16 else 1.0
+    )
     gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
     gray = _resize(gray, _work_scale(frame.shape, settings.work_side)).astype(np.float32) * scale
     colour = _resize(frame, _work_scale(frame.shape, colour_side)).astype(np.float32) * scale
@@ -259,8 +263,10 @@ def ecc_pyramid(
     for level in range(levels, -1, -1):
         sc = _level_scale(template.shape, pyr_t[level].shape)
         guess = _to_work(t, sc)
-        warp = guess.astype(np.float32) if motion == cv2.MOTION_HOMOGRAPHY else guess[:2].astype(
-            np.float32
+        warp = (
+            guess.astype(np.float32)
+            if motion == cv2.MOTION_HOMOGRAPHY
+            else guess[:2].astype(np.float32)
         )
         iterations = 60 if level == levels else 25
         criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-5)
@@ -334,7 +340,8 @@ def check_step(relative: np.ndarray, shape: tuple[int, ...], settings: AlignSett
     shift = float(np.hypot(*(moved[:2] / moved[2] - centre[:2])))
     scale, rotation, _ = decompose(relative)
     if abs(scale - 1) > settings.max_scale_step:
-        return f"transform out of bounds: scale changed by {100 * (scale - 1):+.1f}% from the previous frame"
+        change = 100 * (scale - 1)
+        return f"transform out of bounds: scale changed by {change:+.1f}% from the previous frame"
     if abs(rotation) > settings.max_rotation_step_deg:
         return f"transform out of bounds: rotated {rotation:+.2f} degrees from the previous frame"
     if shift > settings.max_shift_step * math.hypot(w, h):
@@ -372,5 +379,7 @@ def relative_gain(prev: np.ndarray, cur: np.ndarray, relative: np.ndarray) -> np
 
 def _local_contrast(rgb: np.ndarray) -> np.ndarray:
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    return cv2.dilate(cv2.morphologyEx(gray, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)),
-                      np.ones((3, 3), np.uint8))
+    return cv2.dilate(
+        cv2.morphologyEx(gray, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)),
+        np.ones((3, 3), np.uint8),
+    )

@@ -30,6 +30,7 @@ class StackSettings:
     luminance_only: bool = False  # fuse luminance, carry chroma from the sharpest frame
     crop: bool = False  # crop to the area every accepted frame covers
     sharpen: float = 0.0  # unsharp-mask amount applied to the result (0: off)
+    match_exposure: bool = True  # correct exposure flicker and white-balance drift between frames
     focus_side: int = 1024  # resolution (longest side) the focus window is applied at
 
     def __post_init__(self) -> None:
@@ -194,14 +195,20 @@ class StackEngine:
         warped = pixels if identity else warp(pixels, t)
         valid = None if identity else coverage(t, (h, w))
         if valid is not None:
-            self._covered = valid if self._covered is None else cv2.bitwise_and(self._covered, valid)
+            self._covered = (
+                valid if self._covered is None else cv2.bitwise_and(self._covered, valid)
+            )
         scale = 1.0 / _full_scale(pixels.dtype)
-        gains = [g * scale for g in where.gain]
-        rgb = [cv2.multiply(p, g, dtype=cv2.CV_32F) for p, g in zip(cv2.split(warped), gains,
-                                                                      strict=True)]
+        gains = [g * scale if self.settings.match_exposure else scale for g in where.gain]
+        rgb = [
+            cv2.multiply(p, g, dtype=cv2.CV_32F)
+            for p, g in zip(cv2.split(warped), gains, strict=True)
+        ]
         del warped
-        gray = cv2.add(cv2.add(cv2.multiply(rgb[0], 0.299), cv2.multiply(rgb[1], 0.587)),
-                       cv2.multiply(rgb[2], 0.114))
+        gray = cv2.add(
+            cv2.add(cv2.multiply(rgb[0], 0.299), cv2.multiply(rgb[1], 0.587)),
+            cv2.multiply(rgb[2], 0.114),
+        )
         activity, mean_focus = self._activity(gray)
         if self.settings.luminance_only:
             planes, carry = _luma_chroma(rgb, gray)
@@ -246,7 +253,9 @@ def _full_scale(dtype: np.dtype) -> float:
     return 1.0
 
 
-def _luma_chroma(rgb: list[np.ndarray], gray: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _luma_chroma(
+    rgb: list[np.ndarray], gray: np.ndarray
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     ycrcb = cv2.cvtColor(cv2.merge(rgb), cv2.COLOR_RGB2YCrCb)
     _, cr, cb = cv2.split(ycrcb)
     return [gray], [cr, cb]
@@ -257,10 +266,12 @@ def warp(pixels: np.ndarray, transform: np.ndarray) -> np.ndarray:
     h, w = pixels.shape[:2]
     flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
     if np.allclose(transform[2], [0, 0, 1]):
-        return cv2.warpAffine(pixels, transform[:2], (w, h), flags=flags,
-                              borderMode=cv2.BORDER_REFLECT)
-    return cv2.warpPerspective(pixels, transform, (w, h), flags=flags,
-                               borderMode=cv2.BORDER_REFLECT)
+        return cv2.warpAffine(
+            pixels, transform[:2], (w, h), flags=flags, borderMode=cv2.BORDER_REFLECT
+        )
+    return cv2.warpPerspective(
+        pixels, transform, (w, h), flags=flags, borderMode=cv2.BORDER_REFLECT
+    )
 
 
 def coverage(transform: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

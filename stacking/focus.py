@@ -63,8 +63,9 @@ def focus_map(
     if work_side and max(h, w) > work_side:
         # Never shrink so far that the window falls under ~2 px at the working size.
         factor = max(work_side / max(h, w), min(1.0, 8.0 / window))
-        d = cv2.resize(d, (max(1, round(w * factor)), max(1, round(h * factor))),
-                       interpolation=cv2.INTER_AREA)
+        d = cv2.resize(
+            d, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA
+        )
     sigma = max(0.5, window * factor / 4.0)
     d = cv2.GaussianBlur(d, (0, 0), sigma)
     if _is_squared(measure):

@@ -1,0 +1,95 @@
+"""The aligner recovers known motion and rejects what it must, with a reason."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import render, similarity, textured_scene, to_u8
+
+from stacking import align
+
+
+def _align_pair(ref: np.ndarray, moved: np.ndarray, model: str = "similarity") -> align.Alignment:
+    settings = align.AlignSettings(model=model)
+    aligner = align.IncrementalAligner(settings)
+    first = aligner.align(*align.work_images(ref, settings), ref.shape)
+    assert first.method == "reference" and first.rejected is None
+    return aligner.align(*align.work_images(moved, settings), moved.shape)
+
+
+def _corner_error(found: np.ndarray, truth: np.ndarray, shape: tuple[int, ...]) -> float:
+    h, w = shape[:2]
+    pts = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], float).T
+    return float(np.abs((found @ pts)[:2] - (truth @ pts)[:2]).max())
+
+
+@pytest.mark.parametrize(
+    ("scale", "degrees", "tx", "ty"),
+    [(1.0, 0.0, 3.4, -2.2), (1.02, 0.0, 0.0, 0.0), (1.0, 0.8, 0.0, 0.0), (1.015, -0.5, 1.7, 2.9)],
+)
+def test_recovers_known_similarity(scale: float, degrees: float, tx: float, ty: float) -> None:
+    scene = textured_scene(360, 480)
+    truth = similarity(scale, degrees, tx, ty, (240, 180))
+    got = _align_pair(to_u8(scene), to_u8(render(scene, truth)))
+    assert got.rejected is None
+    assert _corner_error(got.transform, truth, scene.shape) < 0.15
+
+
+def test_translation_model_keeps_pure_shift() -> None:
+    scene = textured_scene()
+    truth = similarity(1.0, 0.0, -4.5, 1.25, (160, 120))
+    got = _align_pair(to_u8(scene), to_u8(render(scene, truth)), model="translation")
+    assert np.allclose(got.transform[:2, :2], np.eye(2))
+    assert np.allclose(got.transform[:2, 2], [-4.5, 1.25], atol=0.1)
+
+
+def test_chained_frames_compose_back_to_reference() -> None:
+    scene = textured_scene(300, 400)
+    settings = align.AlignSettings()
+    aligner = align.IncrementalAligner(settings)
+    steps = [similarity(1.004**i, 0.1 * i, 0.8 * i, -0.5 * i, (200, 150)) for i in range(6)]
+    for truth in steps:
+        frame = to_u8(render(scene, truth))
+        got = aligner.align(*align.work_images(frame, settings), frame.shape)
+        assert got.rejected is None
+        assert _corner_error(got.transform, truth, scene.shape) < 0.2
+
+
+def test_exposure_and_white_balance_gain_recovered() -> None:
+    scene = textured_scene()
+    dimmer = scene * np.array([0.9, 0.95, 0.85], np.float32)
+    got = _align_pair(to_u8(scene), to_u8(dimmer))
+    assert np.allclose(got.gain, [1 / 0.9, 1 / 0.95, 1 / 0.85], rtol=0.01)
+
+
+def test_blank_frame_rejected() -> None:
+    scene = textured_scene()
+    blank = np.full_like(to_u8(scene), 40)
+    got = _align_pair(to_u8(scene), blank)
+    assert got.rejected is not None and got.rejected.startswith("mostly blank")
+
+
+def test_unrelated_frame_does_not_converge() -> None:
+    got = _align_pair(to_u8(textured_scene(seed=1)), to_u8(textured_scene(seed=99)))
+    assert got.rejected is not None and "did not converge" in got.rejected
+
+
+def test_implausible_step_out_of_bounds() -> None:
+    scene = textured_scene(360, 480)
+    truth = similarity(1.12, 0.0, 0.0, 0.0, (240, 180))  # 12 % zoom between neighbours
+    got = _align_pair(to_u8(scene), to_u8(render(scene, truth)))
+    assert got.rejected is not None and got.rejected.startswith("transform out of bounds")
+
+
+def test_check_step_names_each_bound() -> None:
+    settings = align.AlignSettings()
+    shape = (400, 600)
+    assert align.check_step(np.eye(3), shape, settings) is None
+    assert "scale" in str(align.check_step(similarity(1.2, 0, 0, 0, (300, 200)), shape, settings))
+    assert "rotated" in str(align.check_step(similarity(1, 10, 0, 0, (300, 200)), shape, settings))
+    assert "moved" in str(align.check_step(similarity(1, 0, 200, 0, (300, 200)), shape, settings))
+
+
+def test_unknown_model_named_in_error() -> None:
+    with pytest.raises(ValueError, match="choose one of none, translation"):
+        align.AlignSettings(model="rigid")

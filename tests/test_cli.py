@@ -1,0 +1,130 @@
+"""`stackrig stack` as a user runs it: files in, result + report + depth map out."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from rig.cli import main
+from stacking import io
+
+EXAMPLE = Path(__file__).parent / "data" / "pcb"
+
+
+@pytest.fixture
+def frames(tmp_path: Path) -> Path:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for src in sorted(EXAMPLE.glob("*.jpg"))[:4]:
+        img = cv2.imread(str(src))
+        small = cv2.resize(img, (384, 288), interpolation=cv2.INTER_AREA)
+        # frame_2 must come before frame_10: natural order, not text order.
+        number = {0: 1, 1: 2, 2: 10, 3: 11}[len(list(folder.iterdir()))]
+        cv2.imwrite(str(folder / f"frame_{number}.jpg"), small)
+    return folder
+
+
+def test_stack_folder_writes_result_report_and_depth(
+    frames: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (frames / "notes.txt").write_text("not an image")
+    out = tmp_path / "result.tif"
+    code = main(["stack", str(frames), "-o", str(out), "--depth-map", str(tmp_path / "d.png")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "skipped" in err and "notes.txt" in err
+    assert "stacked 4 of 4 frames" in err and "s/frame" in err and "peak memory" in err
+    result = io.read_image(out)
+    assert result.pixels.shape == (288, 384, 3) and result.bit_depth == 8
+    report = json.loads((tmp_path / "result.stack.json").read_text())
+    assert [f["name"] for f in report["frames"]] == [
+        "frame_1.jpg",
+        "frame_2.jpg",
+        "frame_10.jpg",
+        "frame_11.jpg",
+    ]
+    depth = cv2.imread(str(tmp_path / "d.png"), cv2.IMREAD_UNCHANGED)
+    assert depth.dtype == np.uint16 and depth.max() <= 3
+    assert (tmp_path / "d-colour.png").is_file()
+
+
+def test_reuse_alignment_skips_estimation(frames: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.png"
+    assert main(["stack", str(frames), "-o", str(out), "-q"]) == 0
+    first = json.loads((tmp_path / "r.stack.json").read_text())["frames"]
+    assert (
+        main(
+            [
+                "stack",
+                str(frames),
+                "-o",
+                str(out),
+                "-q",
+                "--method",
+                "weighted",
+                "--reuse-alignment",
+            ]
+        )
+        == 0
+    )
+    second = json.loads((tmp_path / "r.stack.json").read_text())["frames"]
+    assert all(f["method"] == "given" for f in second[1:])
+    assert [f["transform"] for f in first] == [f["transform"] for f in second]
+
+
+def test_corrupt_frame_skipped_by_name_or_stops_with_strict(
+    frames: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = (frames / "frame_10.jpg").read_bytes()
+    (frames / "frame_10.jpg").write_bytes(data[: len(data) // 2])
+    assert main(["stack", str(frames), "-o", str(tmp_path / "a.jpg"), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "frame_10.jpg" in err and "truncated" in err and "stacked 3 of 4" in err
+    assert main(["stack", str(frames), "-o", str(tmp_path / "b.jpg"), "-q", "--strict"]) == 1
+    assert "frame_10.jpg" in capsys.readouterr().err
+    assert not (tmp_path / "b.jpg").exists()
+
+
+def test_mismatched_sizes_fail_clearly(
+    frames: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    img = cv2.imread(str(frames / "frame_2.jpg"))
+    cv2.imwrite(str(frames / "frame_2.jpg"), cv2.resize(img, (300, 200)))
+    assert main(["stack", str(frames), "-o", str(tmp_path / "x.tif"), "-q"]) == 1
+    assert "same size" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["stack"])
+    assert exc.value.code == 2
+    assert "usage" in capsys.readouterr().err
+
+
+def test_empty_folder_and_missing_path_fail(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "empty").mkdir()
+    assert main(["stack", str(tmp_path / "empty"), "-o", str(tmp_path / "o.tif")]) == 1
+    assert "no images found" in capsys.readouterr().err
+    assert main(["stack", str(tmp_path / "nope"), "-o", str(tmp_path / "o.tif")]) == 1
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_console_script_runs_on_bundled_example(tmp_path: Path) -> None:
+    exe = shutil.which("stackrig") or str(Path(sys.executable).with_name("stackrig"))
+    out = tmp_path / "pcb.tif"
+    run = subprocess.run(
+        [exe, "stack", str(EXAMPLE), "-o", str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    assert "stacked 7 of 7 frames" in run.stderr
+    assert io.read_image(out).pixels.shape == (768, 1024, 3)
