@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_stack(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_stack(commands: argparse._SubParsersAction) -> None:
     from stacking.accumulate import METHODS
     from stacking.align import MODELS
     from stacking.focus import MEASURES

@@ -11,7 +11,7 @@ import resource
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from stacking import io
@@ -133,7 +133,7 @@ def run(job: RestackJob, on_frame: Callable[[FrameReport], None] | None = None) 
     accepted = result.accepted
     inputs_sharpness = sum(r.sharpness for r in accepted) / max(1, len(accepted))
     seconds = time.perf_counter() - started
-    report = io.write_json(
+    report_file = io.write_json(
         report_path(job.output),
         {
             "output": output.name,
@@ -149,7 +149,7 @@ def run(job: RestackJob, on_frame: Callable[[FrameReport], None] | None = None) 
     return RestackOutcome(
         result,
         output,
-        report,
+        report_file,
         depth_path,
         colour_path,
         unreadable,
@@ -160,6 +160,4 @@ def run(job: RestackJob, on_frame: Callable[[FrameReport], None] | None = None) 
 
 
 def _settings_dict(settings: StackSettings) -> dict[str, object]:
-    from dataclasses import asdict
-
     return asdict(settings)

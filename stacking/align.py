@@ -292,7 +292,7 @@ def feature_motion(
     template: np.ndarray, image: np.ndarray, model: str
 ) -> tuple[np.ndarray, float] | None:
     """SIFT matches + RANSAC; robust to large motion, used when ECC fails."""
-    sift = cv2.SIFT_create(nfeatures=2000)
+    sift = cv2.SIFT_create(nfeatures=2000)  # type: ignore[attr-defined]
     a8 = cv2.normalize(template, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
     b8 = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
     ka, da = sift.detectAndCompute(a8, None)
@@ -303,8 +303,8 @@ def feature_motion(
     good = [m for m, n in (p for p in matches if len(p) == 2) if m.distance < 0.75 * n.distance]
     if len(good) < 8:
         return None
-    src = np.float32([ka[m.queryIdx].pt for m in good])
-    dst = np.float32([kb[m.trainIdx].pt for m in good])
+    src = np.array([ka[m.queryIdx].pt for m in good], np.float32)
+    dst = np.array([kb[m.trainIdx].pt for m in good], np.float32)
     if model == "homography":
         h, inliers = cv2.findHomography(src, dst, cv2.RANSAC, 2.0)
         if h is None:

@@ -147,7 +147,7 @@ def test_crop_to_common_area() -> None:
         engine.add(to_u8(render(scene, similarity(1 + 0.01 * i, 0, 2.0 * i, 1.0 * i, (200, 150)))))
     result = engine.finalize()
     assert result.crop is not None
-    x, y, w, h = result.crop
+    _, _, w, h = result.crop
     assert result.image.shape[:2] == (h, w) and 0 < w < 400 and 0 < h < 300
 
 
