@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
-from stacking import accumulate, align, focus, guided, pyramid
+from stacking import accumulate, align, exposure, focus, guided, pyramid
 from stacking.errors import FrameMismatchError
 
 _FOCUS_FLOOR = 1e-6  # keeps log(focus) finite on perfectly flat areas
@@ -60,7 +60,7 @@ class FrameReport:
     accepted: bool
     reason: str | None
     transform: list[list[float]]  # 3x3, reference -> frame pixels
-    gain: list[float]  # per channel, applied to match the reference exposure
+    gain: list[float]  # per channel, linear light, applied to match the reference exposure
     confidence: float
     method: str
     sharpness: float  # mean focus measure of the frame
@@ -199,7 +199,8 @@ class StackEngine:
                 valid if self._covered is None else cv2.bitwise_and(self._covered, valid)
             )
         scale = 1.0 / _full_scale(pixels.dtype)
-        gains = [g * scale if self.settings.match_exposure else scale for g in where.gain]
+        match = self.settings.match_exposure
+        gains = [g * scale for g in exposure.encoded_gain(where.gain if match else (1, 1, 1))]
         rgb = [
             cv2.multiply(p, g, dtype=cv2.CV_32F)
             for p, g in zip(cv2.split(warped), gains, strict=True)

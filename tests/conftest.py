@@ -61,3 +61,12 @@ def focus_stack(scene: np.ndarray, frames: int = 5) -> tuple[list[np.ndarray], n
 @pytest.fixture
 def scene() -> np.ndarray:
     return textured_scene()
+
+
+def expose(encoded: np.ndarray, gain: float | np.ndarray) -> np.ndarray:
+    """Change exposure the way a camera does: a gain on linear light, then sRGB encoding."""
+    x = np.clip(encoded, 0, 1).astype(np.float64)
+    linear = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4) * gain
+    linear = np.clip(linear, 0, 1)
+    out = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return out.astype(np.float32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import render, similarity, textured_scene, to_u8
+from conftest import expose, render, similarity, textured_scene, to_u8
 
 from stacking import align
 
@@ -57,8 +57,9 @@ def test_chained_frames_compose_back_to_reference() -> None:
 
 def test_exposure_and_white_balance_gain_recovered() -> None:
     scene = textured_scene()
-    dimmer = scene * np.array([0.9, 0.95, 0.85], np.float32)
+    dimmer = expose(scene, np.array([0.9, 0.95, 0.85]))
     got = _align_pair(to_u8(scene), to_u8(dimmer))
+    # Gains are in linear light, where exposure acts.
     assert np.allclose(got.gain, [1 / 0.9, 1 / 0.95, 1 / 0.85], rtol=0.01)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import SHARED, focus_stack, render, similarity, textured_scene, to_u8
+from conftest import SHARED, expose, focus_stack, render, similarity, textured_scene, to_u8
 
 from stacking import accumulate
 from stacking.engine import StackEngine, StackSettings, inner_rectangle
@@ -100,7 +100,7 @@ def test_aligned_stack_with_magnification_and_gain() -> None:
         t = similarity(1 + 0.004 * i, 0.05 * i, 0.7 * i, -0.4 * i, (240, 180))
         gain = 1 + 0.02 * (-1) ** i
         truths.append(t)
-        report = engine.add(to_u8(render(f, t) * gain))
+        report = engine.add(to_u8(expose(render(f, t), gain)))
         assert report.accepted, report.reason
         # The first frame sets the exposure every other frame is matched to.
         assert report.gain[1] == pytest.approx(1.02 / gain, rel=0.01)
