@@ -19,6 +19,7 @@ extra planes (chroma) from the sharpest frame.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -37,10 +38,23 @@ class FusionInput:
     """One frame in the reference geometry, ready to fuse."""
 
     index: int
-    planes: list[np.ndarray]  # fused channels, float32 HxW each
+    # Fused channels, float32 HxW each. A sequence, so a frame can produce each plane only
+    # when it is needed and memory holds one float plane at a time.
+    planes: Sequence[np.ndarray]
     activity: np.ndarray  # sharpness * log(focus), float32 at any resolution
-    valid: np.ndarray | None = None  # uint8 HxW, nonzero where the frame has data; None = all
+    # Polygon (N x 2, full-size reference pixels) inside which the frame has data; None: all.
+    outline: np.ndarray | None = None
     carry: list[np.ndarray] | None = None  # planes taken from the sharpest frame (chroma)
+
+
+def coverage(outline: np.ndarray, full: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+    """uint8 mask (255 inside) of ``outline`` drawn at a level of size ``shape``."""
+    sy, sx = shape[0] / full[0], shape[1] / full[1]
+    pts = (outline + 0.5) * (sx, sy) - 0.5
+    mask = np.zeros(shape, np.uint8)
+    bits = 8  # sub-pixel precision of the polygon corners
+    cv2.fillConvexPoly(mask, np.round(pts * (1 << bits)).astype(np.int32), 255, cv2.LINE_8, bits)
+    return mask
 
 
 class SoftmaxSum:
@@ -50,14 +64,20 @@ class SoftmaxSum:
         self.peak = np.full(shape, _UNSEEN, np.float32)
         self.den = np.zeros(shape, np.float32)
         self.num = np.zeros((channels, *shape), np.float32)
+        self._spare = np.empty(shape, np.float32)  # reused buffer: no page faults per frame
 
     def weigh(self, activity: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Fold one frame's activity in; returns (rescale, weight, new-best mask)."""
+        """Fold one frame's activity in; returns (rescale, weight, new-best mask).
+
+        ``activity`` is consumed (overwritten by the weight). The rescale buffer stays valid
+        until the next call.
+        """
         new_best = cv2.compare(activity, self.peak, cv2.CMP_GT)
-        peak = cv2.max(self.peak, activity)
-        rescale = cv2.exp(cv2.subtract(self.peak, peak))
-        weight = cv2.exp(cv2.subtract(activity, peak))
-        self.peak = peak
+        old = self.peak
+        self.peak = cv2.max(old, activity, dst=self._spare)
+        rescale = cv2.exp(cv2.subtract(old, self.peak, dst=old), dst=old)
+        weight = cv2.exp(cv2.subtract(activity, self.peak, dst=activity), dst=activity)
+        self._spare = old
         cv2.multiply(self.den, rescale, dst=self.den)
         cv2.add(self.den, weight, dst=self.den)
         return rescale, weight, new_best
@@ -98,14 +118,14 @@ class Fusion:
         raise NotImplementedError
 
 
-def _activity_at(frame: FusionInput, shape: tuple[int, int]) -> np.ndarray:
-    activity = pyramid.resize_to(frame.activity, shape)
-    if frame.valid is not None:
-        # Only where the frame fully covers the pixel: borders uncovered by magnification
-        # change get their data from the frames that do cover them.
-        valid = pyramid.resize_to(frame.valid, shape, nearest=activity.shape != frame.valid.shape)
-        activity = activity.copy()
-        activity[valid == 0] = _OUTSIDE
+def _activity_at(frame: FusionInput, shape: tuple[int, int], full: tuple[int, int]) -> np.ndarray:
+    """The frame's activity at ``shape``, in a fresh array the caller may overwrite."""
+    activity = cv2.resize(frame.activity, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    if frame.outline is not None:
+        # Only where the frame covers the pixel: borders uncovered by magnification change
+        # get their data from the frames that do cover them.
+        outside = cv2.bitwise_not(coverage(frame.outline, full, shape))
+        cv2.subtract(activity, -_OUTSIDE, dst=activity, mask=outside)
     return activity
 
 
@@ -126,7 +146,7 @@ class WeightedFusion(Fusion):
         self.sums = SoftmaxSum(shape, channels)
 
     def update(self, frame: FusionInput) -> None:
-        rescale, weight, new_best = self.sums.weigh(_activity_at(frame, self.shape))
+        rescale, weight, new_best = self.sums.weigh(_activity_at(frame, self.shape, self.shape))
         for c, values in enumerate(frame.planes):
             self.sums.add(c, rescale, weight, values)
         self._track_best(frame, new_best)
@@ -142,18 +162,21 @@ class PyramidFusion(Fusion):
     def __init__(self, shape: tuple[int, int], channels: int, carry_channels: int) -> None:
         super().__init__(shape, channels, carry_channels)
         self.levels = pyramid.level_count(shape)
-        self.sums = [SoftmaxSum(s, channels) for s in pyramid.level_shapes(shape, self.levels)]
+        shapes = pyramid.level_shapes(shape, self.levels)
+        self.sums = [SoftmaxSum(s, channels) for s in shapes]
+        self._bands = pyramid.Buffers(shapes)
 
     def update(self, frame: FusionInput) -> None:
         factors = []
         for level, sums in enumerate(self.sums):
-            rescale, weight, new_best = sums.weigh(_activity_at(frame, sums.den.shape))
+            activity = _activity_at(frame, sums.den.shape, self.shape)
+            rescale, weight, new_best = sums.weigh(activity)
             factors.append((rescale, weight))
             if level == 0:
                 self._track_best(frame, new_best)
-        # One channel at a time keeps only one plane's pyramid in memory.
+        # One channel at a time keeps only one plane's pyramid in memory, in reused buffers.
         for c, values in enumerate(frame.planes):
-            bands = pyramid.laplacian(values, self.levels)
+            bands = pyramid.laplacian(values, self.levels, self._bands)
             for sums, (rescale, weight), band in zip(self.sums, factors, bands, strict=True):
                 sums.add(c, rescale, weight, band)
         self.frames += 1
@@ -164,8 +187,17 @@ class PyramidFusion(Fusion):
         if max_side:
             while first < self.levels and max(self.sums[first].den.shape) > max_side:
                 first += 1
-        means = [s.mean() for s in self.sums[first:]]
-        planes = [pyramid.collapse([m[c] for m in means]) for c in range(self.channels)]
+        used = self.sums[first:]
+        dens = [cv2.max(s.den, 1e-30) for s in used]
+        planes = []
+        for c in range(self.channels):
+            # Collapse one channel at a time, dividing each level on the way up.
+            img = cv2.divide(used[-1].num[c], dens[-1])
+            for sums, den in zip(used[-2::-1], dens[-2::-1], strict=True):
+                band = cv2.divide(sums.num[c], den)
+                up = cv2.pyrUp(img, dstsize=(band.shape[1], band.shape[0]))
+                img = cv2.add(up, band, dst=band)
+            planes.append(img)
         return _shrink(planes, max_side)
 
 
@@ -178,7 +210,7 @@ class DepthMapFusion(Fusion):
         self.best = np.zeros((channels, *shape), np.float32)
 
     def update(self, frame: FusionInput) -> None:
-        rescale, weight, new_best = self.sums.weigh(_activity_at(frame, self.shape))
+        rescale, weight, new_best = self.sums.weigh(_activity_at(frame, self.shape, self.shape))
         for c, values in enumerate(frame.planes):
             self.sums.add(c, rescale, weight, values)
             cv2.copyTo(values, new_best, self.best[c])

@@ -8,7 +8,9 @@ and one frame, never the stack.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import overload
 
 import cv2
 import numpy as np
@@ -193,35 +195,27 @@ class StackEngine:
         t = np.asarray(where.transform, float)
         identity = bool(np.allclose(t, np.eye(3), atol=1e-9))
         warped = pixels if identity else warp(pixels, t)
-        valid = None if identity else coverage(t, (h, w))
-        if valid is not None:
-            self._covered = (
-                valid if self._covered is None else cv2.bitwise_and(self._covered, valid)
-            )
+        border = None if identity else outline(t, (h, w))
+        if border is not None:
+            mask = accumulate.coverage(border, (h, w), (h, w))
+            self._covered = mask if self._covered is None else cv2.bitwise_and(self._covered, mask)
         scale = 1.0 / _full_scale(pixels.dtype)
         match = self.settings.match_exposure
         gains = [g * scale for g in exposure.encoded_gain(where.gain if match else (1, 1, 1))]
-        rgb = [
-            cv2.multiply(p, g, dtype=cv2.CV_32F)
-            for p, g in zip(cv2.split(warped), gains, strict=True)
-        ]
-        del warped
-        gray = cv2.add(
-            cv2.add(cv2.multiply(rgb[0], 0.299), cv2.multiply(rgb[1], 0.587)),
-            cv2.multiply(rgb[2], 0.114),
+        planes: Sequence[np.ndarray] = _Planes(warped, gains)
+        gray = cv2.multiply(
+            cv2.cvtColor(warped, cv2.COLOR_RGB2GRAY), float(np.mean(gains)), dtype=cv2.CV_32F
         )
         activity, mean_focus = self._activity(gray)
+        carry = None
         if self.settings.luminance_only:
-            planes, carry = _luma_chroma(rgb, gray)
-        else:
-            planes, carry = rgb, None
+            planes, carry = _luma_chroma(list(planes))
         del gray
         if self._fusion is None:
-            channels = len(planes)
             self._fusion = accumulate.make_fusion(
-                self.settings.method, (h, w), channels, 0 if carry is None else len(carry)
+                self.settings.method, (h, w), len(planes), 0 if carry is None else len(carry)
             )
-        self._fusion.update(accumulate.FusionInput(index, planes, activity, valid, carry))
+        self._fusion.update(accumulate.FusionInput(index, planes, activity, border, carry))
         return mean_focus
 
     def _activity(self, gray: np.ndarray) -> tuple[np.ndarray, float]:
@@ -254,12 +248,32 @@ def _full_scale(dtype: np.dtype) -> float:
     return 1.0
 
 
-def _luma_chroma(
-    rgb: list[np.ndarray], gray: np.ndarray
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    ycrcb = cv2.cvtColor(cv2.merge(rgb), cv2.COLOR_RGB2YCrCb)
-    _, cr, cb = cv2.split(ycrcb)
-    return [gray], [cr, cb]
+class _Planes(Sequence[np.ndarray]):
+    """The float32 channels of a frame, each made only when asked for (one in memory at once)."""
+
+    def __init__(self, pixels: np.ndarray, gains: list[float]) -> None:
+        self.pixels = pixels
+        self.gains = gains
+
+    def __len__(self) -> int:
+        return len(self.gains)
+
+    @overload
+    def __getitem__(self, c: int) -> np.ndarray: ...
+    @overload
+    def __getitem__(self, c: slice) -> Sequence[np.ndarray]: ...
+    def __getitem__(self, c: int | slice) -> np.ndarray | Sequence[np.ndarray]:
+        if isinstance(c, slice):
+            return [self[i] for i in range(len(self))[c]]
+        if not 0 <= c < len(self):
+            raise IndexError(c)
+        channel = cv2.extractChannel(self.pixels, c)
+        return cv2.multiply(channel, self.gains[c], dtype=cv2.CV_32F)
+
+
+def _luma_chroma(rgb: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    y, cr, cb = cv2.split(cv2.cvtColor(cv2.merge(rgb), cv2.COLOR_RGB2YCrCb))
+    return [y], [cr, cb]
 
 
 def warp(pixels: np.ndarray, transform: np.ndarray) -> np.ndarray:
@@ -275,17 +289,23 @@ def warp(pixels: np.ndarray, transform: np.ndarray) -> np.ndarray:
     )
 
 
-def coverage(transform: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """uint8 mask of reference pixels the warped frame has real data for (edges trimmed)."""
+def outline(transform: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Where a warped frame has real data: its edges, 2 px in, in reference pixels (4 x 2).
+
+    The bicubic kernel reaches 2 px: nearer the edge it mixes in reflected data.
+    """
     h, w = shape
-    flags = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
-    ones = np.full((h, w), 255, np.uint8)
-    if np.allclose(transform[2], [0, 0, 1]):
-        mask = cv2.warpAffine(ones, transform[:2], (w, h), flags=flags)
-    else:
-        mask = cv2.warpPerspective(ones, transform, (w, h), flags=flags)
-    # The bicubic kernel reaches 2 px: pixels that near the edge mix in reflected data.
-    return cv2.erode(mask, np.ones((5, 5), np.uint8))
+    inset = 2.0
+    corners = np.array(
+        [
+            [inset, inset, 1],
+            [w - 1 - inset, inset, 1],
+            [w - 1 - inset, h - 1 - inset, 1],
+            [inset, h - 1 - inset, 1],
+        ]
+    ).T
+    ref = np.linalg.inv(transform) @ corners
+    return (ref[:2] / ref[2]).T
 
 
 def inner_rectangle(mask: np.ndarray) -> tuple[int, int, int, int]:

@@ -23,14 +23,31 @@ def level_shapes(shape: tuple[int, ...], levels: int) -> list[tuple[int, int]]:
     return shapes
 
 
-def laplacian(img: np.ndarray, levels: int) -> list[np.ndarray]:
-    """Laplacian pyramid: ``levels`` detail bands then the low-pass base."""
+class Buffers:
+    """Reusable arrays for :func:`laplacian` at fixed level shapes (avoids page faults)."""
+
+    def __init__(self, shapes: list[tuple[int, int]]) -> None:
+        self.bands = [np.empty(s, np.float32) for s in shapes[:-1]]
+        self.downs = [np.empty(s, np.float32) for s in shapes[1:]]
+
+
+def laplacian(img: np.ndarray, levels: int, buffers: Buffers | None = None) -> list[np.ndarray]:
+    """Laplacian pyramid: ``levels`` detail bands then the low-pass base.
+
+    With ``buffers`` the result lives in them and is valid until their next use.
+    """
     bands = []
     current = img
-    for _ in range(levels):
-        down = cv2.pyrDown(current)
-        up = cv2.pyrUp(down, dstsize=(current.shape[1], current.shape[0]))
-        bands.append(cv2.subtract(current, up))
+    for k in range(levels):
+        size = (current.shape[1], current.shape[0])
+        if buffers is None:
+            down = cv2.pyrDown(current)
+            band = cv2.subtract(current, cv2.pyrUp(down, dstsize=size))
+        else:
+            down = cv2.pyrDown(current, dst=buffers.downs[k])
+            up = cv2.pyrUp(down, dst=buffers.bands[k], dstsize=size)
+            band = cv2.subtract(current, up, dst=up)
+        bands.append(band)
         current = down
     bands.append(current)
     return bands
