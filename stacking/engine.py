@@ -34,6 +34,7 @@ class StackSettings:
     sharpen: float = 0.0  # unsharp-mask amount applied to the result (0: off)
     match_exposure: bool = True  # correct exposure flicker and white-balance drift between frames
     focus_side: int = 1024  # resolution (longest side) the focus window is applied at
+    detail_side: int = 3072  # focus detail is measured on frames halved down to this size
 
     def __post_init__(self) -> None:
         if self.method not in accumulate.METHODS:
@@ -203,14 +204,12 @@ class StackEngine:
         match = self.settings.match_exposure
         gains = [g * scale for g in exposure.encoded_gain(where.gain if match else (1, 1, 1))]
         planes: Sequence[np.ndarray] = _Planes(warped, gains)
-        gray = cv2.multiply(
-            cv2.cvtColor(warped, cv2.COLOR_RGB2GRAY), float(np.mean(gains)), dtype=cv2.CV_32F
+        activity, mean_focus = self._activity(
+            cv2.cvtColor(warped, cv2.COLOR_RGB2GRAY), float(np.mean(gains))
         )
-        activity, mean_focus = self._activity(gray)
         carry = None
         if self.settings.luminance_only:
             planes, carry = _luma_chroma(list(planes))
-        del gray
         if self._fusion is None:
             self._fusion = accumulate.make_fusion(
                 self.settings.method, (h, w), len(planes), 0 if carry is None else len(carry)
@@ -218,13 +217,16 @@ class StackEngine:
         self._fusion.update(accumulate.FusionInput(index, planes, activity, border, carry))
         return mean_focus
 
-    def _activity(self, gray: np.ndarray) -> tuple[np.ndarray, float]:
+    def _activity(self, gray: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
+        """sharpness * log(focus) at a reduced size, and the frame's mean focus."""
         s = self.settings
-        fmap = focus.focus_map(gray, s.focus_measure, s.window, s.focus_side)
+        fmap, small = focus.frame_focus(
+            gray, scale, s.focus_measure, s.window, s.focus_side, s.detail_side
+        )
         mean_focus = float(fmap.mean())
         log_focus = cv2.log(cv2.add(fmap, _FOCUS_FLOOR))
         if s.edge_aware:
-            guide = pyramid.resize_to(gray, fmap.shape)
+            guide = pyramid.resize_to(small, fmap.shape)
             radius = max(2, round(min(fmap.shape) / 200))
             log_focus = guided.guided_filter(guide, log_focus, radius, 1e-3)
         return cv2.multiply(log_focus, s.sharpness), mean_focus
@@ -345,6 +347,7 @@ def unsharp(image: np.ndarray, amount: float, sigma: float = 1.0) -> np.ndarray:
 
 def image_sharpness(image: np.ndarray, settings: StackSettings) -> float:
     """Mean focus measure of an RGB float image, comparable with FrameReport.sharpness."""
+    s = settings
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    fmap = focus.focus_map(gray, settings.focus_measure, settings.window, settings.focus_side)
+    fmap, _ = focus.frame_focus(gray, 1.0, s.focus_measure, s.window, s.focus_side, s.detail_side)
     return float(fmap.mean())

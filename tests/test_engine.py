@@ -70,7 +70,9 @@ def test_weighted_streaming_equals_batch_softmax() -> None:
         engine.add(f)
         gray = cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)
         activities.append(
-            cv2.resize(engine._activity(gray)[0], gray.shape[::-1], interpolation=cv2.INTER_LINEAR)
+            cv2.resize(
+                engine._activity(gray, 1.0)[0], gray.shape[::-1], interpolation=cv2.INTER_LINEAR
+            )
         )
     a = np.stack(activities).astype(np.float64)
     w = np.exp(a - a.max(axis=0))
