@@ -44,6 +44,9 @@ class AlignSettings:
     max_shift_step: float = 0.08  # fraction of the image diagonal between neighbours
     min_correlation: float = 0.6  # ECC correlation below this means "did not converge"
     blank_texture: float = 0.005  # fraction of textured pixels below which a frame is blank
+    # Also fit a flare/black-level offset between frames. Off by default: with frames focused
+    # differently the fit picks up defocus as much as flare (-0.1 dB on the synthetic stacks).
+    exposure_offset: bool = False
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -57,6 +60,7 @@ class Alignment:
     transform: np.ndarray  # 3x3, reference -> frame pixel coordinates
     relative: np.ndarray  # 3x3, predecessor -> frame pixel coordinates
     gain: tuple[float, float, float]  # per-channel linear-light gain matching the reference
+    offset: tuple[float, float, float]  # per-channel linear-light offset (flare, black level)
     confidence: float  # ECC correlation (0..1) or RANSAC inlier ratio for the feature fallback
     method: str  # "reference", "ecc", "features", "none", "given"
     rejected: str | None = None  # reason, when the frame must not be blended
@@ -68,7 +72,7 @@ class _Predecessor:
     colour: np.ndarray  # tiny colour image for exposure matching
     transform: np.ndarray
     relative: np.ndarray
-    gain: np.ndarray
+    exposure: tuple[np.ndarray, np.ndarray]  # (gain, offset) onto the reference
 
 
 @dataclass
@@ -90,8 +94,8 @@ class IncrementalAligner:
             return _rejection("mostly blank: no texture to align or stack", self._prev)
         if self._prev is None:
             eye = np.eye(3)
-            self._prev = _Predecessor(gray, colour, eye, eye, np.ones(3))
-            return Alignment(eye, eye, (1.0, 1.0, 1.0), 1.0, "reference")
+            self._prev = _Predecessor(gray, colour, eye, eye, (np.ones(3), np.zeros(3)))
+            return Alignment(eye, eye, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), 1.0, "reference")
 
         prev = self._prev
         if self.settings.model == "none":
@@ -109,15 +113,19 @@ class IncrementalAligner:
         if reason is not None:
             return _rejection(reason, prev, relative, confidence, method)
         transform = relative @ prev.transform
-        gain = prev.gain * relative_gain(prev.colour, colour, _to_work(relative, colour_scale))
-        self._prev = _Predecessor(gray, colour, transform, relative, gain)
-        return Alignment(transform, relative, _triple(gain), confidence, method)
+        step = relative_exposure(
+            prev.colour, colour, _to_work(relative, colour_scale), self.settings.exposure_offset
+        )
+        gain, offset = exposure.compose(prev.exposure, step)
+        self._prev = _Predecessor(gray, colour, transform, relative, (gain, offset))
+        return Alignment(transform, relative, _triple(gain), _triple(offset), confidence, method)
 
     def accept_given(self, gray: np.ndarray, colour: np.ndarray, given: Alignment) -> None:
         """Record a frame whose alignment is already known (re-stack from a saved report)."""
         prev_t = self._prev.transform if self._prev else np.eye(3)
         relative = given.transform @ np.linalg.inv(prev_t)
-        self._prev = _Predecessor(gray, colour, given.transform, relative, np.asarray(given.gain))
+        known = (np.asarray(given.gain, float), np.asarray(given.offset, float))
+        self._prev = _Predecessor(gray, colour, given.transform, relative, known)
 
 
 def work_images(
@@ -154,7 +162,9 @@ def _rejection(
 ) -> Alignment:
     base = prev.transform if prev else np.eye(3)
     rel = np.eye(3) if relative is None else relative
-    return Alignment(rel @ base, rel, (1.0, 1.0, 1.0), confidence, method, rejected=reason)
+    return Alignment(
+        rel @ base, rel, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), confidence, method, rejected=reason
+    )
 
 
 def _triple(values: np.ndarray) -> tuple[float, float, float]:
@@ -359,23 +369,33 @@ def check_step(relative: np.ndarray, shape: tuple[int, ...], settings: AlignSett
     return None
 
 
-def relative_gain(prev: np.ndarray, cur: np.ndarray, relative: np.ndarray) -> np.ndarray:
-    """Per-channel linear-light gain that maps ``cur`` onto ``prev``'s exposure and white balance.
+def relative_exposure(
+    prev: np.ndarray, cur: np.ndarray, relative: np.ndarray, with_offset: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel linear-light (gain, offset) that maps ``cur`` onto ``prev``.
 
-    ``relative`` maps ``prev`` pixel coordinates to ``cur``'s (both tiny linear-light images).
-    A ratio of means over the overlap: in linear light blur preserves the mean, so the focus
-    difference between neighbours does not bias it.
+    ``relative`` maps ``prev`` pixel coordinates to ``cur``'s (both small linear-light images).
+    Gain alone is a ratio of means over the overlap, which defocus cannot bias. An offset needs
+    a line fitted pixel against pixel, on images low-passed well beyond the defocus difference.
     """
     h, w = prev.shape[:2]
     flags = cv2.WARP_INVERSE_MAP
     warped = cv2.warpPerspective(cur, relative, (w, h), flags=cv2.INTER_LINEAR | flags)
     ones = np.ones(cur.shape[:2], np.uint8)
     valid = cv2.warpPerspective(ones, relative, (w, h), flags=cv2.INTER_NEAREST | flags)
-    valid = cv2.erode(valid, np.ones((5, 5), np.uint8)) > 0
+    valid = cv2.erode(valid, np.ones((5, 5), np.uint8))
     if np.count_nonzero(valid) < 0.1 * valid.size:
-        return np.ones(3)
-    p = prev[valid].astype(np.float64).sum(axis=0)
-    c = warped[valid].astype(np.float64).sum(axis=0)
-    gain = np.where(c > 1e-6, p / np.maximum(c, 1e-6), 1.0)
-    # Flicker and white-balance drift are a few percent; anything far off is a scene change.
-    return np.clip(gain, 0.5, 2.0)
+        return np.ones(3), np.zeros(3)
+    if not with_offset:
+        return exposure.ratio_of_means(prev, warped, valid > 0), np.zeros(3)
+    sigma = max(2.0, 0.04 * max(h, w))
+    weight = cv2.GaussianBlur(valid.astype(np.float32), (0, 0), sigma)
+
+    def low_pass(img: np.ndarray) -> np.ndarray:
+        masked = img * valid[..., None]
+        return cv2.GaussianBlur(masked, (0, 0), sigma) / np.maximum(weight, 1e-6)[..., None]
+
+    inside = weight > 0.999  # the blur saw only covered pixels here
+    if np.count_nonzero(inside) < 0.05 * inside.size:
+        inside = valid > 0
+    return exposure.fit(low_pass(prev), low_pass(warped), inside)

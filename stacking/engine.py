@@ -33,6 +33,7 @@ class StackSettings:
     crop: bool = False  # crop to the area every accepted frame covers
     sharpen: float = 0.0  # unsharp-mask amount applied to the result (0: off)
     match_exposure: bool = True  # correct exposure flicker and white-balance drift between frames
+    exposure_offset: bool = False  # also correct a flare/black-level offset (see AlignSettings)
     focus_side: int = 1024  # resolution (longest side) the focus window is applied at
     detail_side: int = 3072  # focus detail is measured on frames halved down to this size
 
@@ -64,6 +65,7 @@ class FrameReport:
     reason: str | None
     transform: list[list[float]]  # 3x3, reference -> frame pixels
     gain: list[float]  # per channel, linear light, applied to match the reference exposure
+    offset: list[float]  # per channel, linear light, added after the gain
     confidence: float
     method: str
     sharpness: float  # mean focus measure of the frame
@@ -77,6 +79,7 @@ class FrameReport:
             transform=np.array(self.transform, float),
             relative=np.eye(3),
             gain=(self.gain[0], self.gain[1], self.gain[2]),
+            offset=(self.offset[0], self.offset[1], self.offset[2]),
             confidence=self.confidence,
             method="given",
             rejected=self.reason if not self.accepted else None,
@@ -105,7 +108,9 @@ class StackEngine:
     settings: StackSettings = field(default_factory=StackSettings)
 
     def __post_init__(self) -> None:
-        self._align_settings = align.AlignSettings(model=self.settings.align)
+        self._align_settings = align.AlignSettings(
+            model=self.settings.align, exposure_offset=self.settings.exposure_offset
+        )
         self._aligner = align.IncrementalAligner(self._align_settings)
         self._fusion: accumulate.Fusion | None = None
         self._reference: tuple[tuple[int, ...], np.dtype] | None = None
@@ -144,6 +149,7 @@ class StackEngine:
             reason=result.rejected,
             transform=np.asarray(result.transform, float).round(6).tolist(),
             gain=[round(float(g), 6) for g in result.gain],
+            offset=[round(float(o), 6) for o in result.offset],
             confidence=round(float(result.confidence), 4),
             method=result.method,
             sharpness=sharpness,
@@ -200,13 +206,13 @@ class StackEngine:
         if border is not None:
             mask = accumulate.coverage(border, (h, w), (h, w))
             self._covered = mask if self._covered is None else cv2.bitwise_and(self._covered, mask)
-        scale = 1.0 / _full_scale(pixels.dtype)
         match = self.settings.match_exposure
-        gains = [g * scale for g in exposure.encoded_gain(where.gain if match else (1, 1, 1))]
-        planes: Sequence[np.ndarray] = _Planes(warped, gains)
-        activity, mean_focus = self._activity(
-            cv2.cvtColor(warped, cv2.COLOR_RGB2GRAY), float(np.mean(gains))
-        )
+        gains = where.gain if match else (1.0, 1.0, 1.0)
+        offsets = where.offset if match else (0.0, 0.0, 0.0)
+        planes: Sequence[np.ndarray] = _Planes(warped, gains, offsets)
+        # Focus only compares frames: a gain close enough to the exposure change will do.
+        scale = float(np.mean(gains)) ** (1 / 2.2) / _full_scale(pixels.dtype)
+        activity, mean_focus = self._activity(cv2.cvtColor(warped, cv2.COLOR_RGB2GRAY), scale)
         carry = None
         if self.settings.luminance_only:
             planes, carry = _luma_chroma(list(planes))
@@ -253,9 +259,12 @@ def _full_scale(dtype: np.dtype) -> float:
 class _Planes(Sequence[np.ndarray]):
     """The float32 channels of a frame, each made only when asked for (one in memory at once)."""
 
-    def __init__(self, pixels: np.ndarray, gains: list[float]) -> None:
+    def __init__(
+        self, pixels: np.ndarray, gains: tuple[float, ...], offsets: tuple[float, ...]
+    ) -> None:
         self.pixels = pixels
         self.gains = gains
+        self.offsets = offsets
 
     def __len__(self) -> int:
         return len(self.gains)
@@ -270,7 +279,9 @@ class _Planes(Sequence[np.ndarray]):
         if not 0 <= c < len(self):
             raise IndexError(c)
         channel = cv2.extractChannel(self.pixels, c)
-        return cv2.multiply(channel, self.gains[c], dtype=cv2.CV_32F)
+        if self.gains[c] == 1.0 and self.offsets[c] == 0.0:
+            return cv2.multiply(channel, 1.0 / _full_scale(channel.dtype), dtype=cv2.CV_32F)
+        return exposure.corrected_channel(channel, self.gains[c], self.offsets[c])
 
 
 def _luma_chroma(rgb: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from benchmarks.metrics import score
 from benchmarks.synth import SynthParams, blur_levels, disc_kernel, generate, main
 
 TINY = SynthParams(width=320, height=240, frames=5, texture="procedural", seed=3)
@@ -144,3 +145,14 @@ def test_blur_levels_extend_the_shared_list() -> None:
     for r in (0.75, 3.0, 13.5):
         k = disc_kernel(r)
         assert k.sum() == pytest.approx(1.0, abs=1e-5) and k.shape == (2 * int(np.ceil(r)) + 1,) * 2
+
+
+def test_metric_is_perfect_only_for_the_truth(tiny_stack: Path) -> None:
+    """The metric sees the truth as perfect, and no single (partly blurred) frame as close."""
+    pytest.importorskip("skimage")
+    gt = _rgb(tiny_stack / "ground_truth.png")
+    assert score(gt, gt) == (float("inf"), 1.0)
+    assert score(gt.astype(np.float32) / 255, gt) == (float("inf"), 1.0)
+    for i in range(5):
+        psnr, ssim = score(_rgb(tiny_stack / f"frame_{i:04d}.jpg"), gt)
+        assert 10 < psnr < 40 and 0 < ssim < 0.98
