@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rig.progress import Progress
+from rig.tuning import tune_process
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -214,6 +215,7 @@ def _fail(message: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    tune_process()  # before anything imports OpenCV or allocates frames
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

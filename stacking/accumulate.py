@@ -19,7 +19,7 @@ extra planes (chroma) from the sharpest frame.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -64,7 +64,8 @@ class SoftmaxSum:
         self.peak = np.full(shape, _UNSEEN, np.float32)
         self.den = np.zeros(shape, np.float32)
         self.num = np.zeros((channels, *shape), np.float32)
-        self._spare = np.empty(shape, np.float32)  # reused buffer: no page faults per frame
+        # Reused buffer (no page faults per frame); None once released, made again on demand.
+        self._spare: np.ndarray | None = np.empty(shape, np.float32)
 
     def weigh(self, activity: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Fold one frame's activity in; returns (rescale, weight, new-best mask).
@@ -74,6 +75,8 @@ class SoftmaxSum:
         """
         new_best = cv2.compare(activity, self.peak, cv2.CMP_GT)
         old = self.peak
+        if self._spare is None:
+            self._spare = np.empty_like(old)
         self.peak = cv2.max(old, activity, dst=self._spare)
         rescale = cv2.exp(cv2.subtract(old, self.peak, dst=old), dst=old)
         weight = cv2.exp(cv2.subtract(activity, self.peak, dst=activity), dst=activity)
@@ -89,9 +92,12 @@ class SoftmaxSum:
         cv2.multiply(num, rescale, dst=num)
         cv2.accumulateProduct(values, weight, num)
 
-    def mean(self) -> list[np.ndarray]:
+    def mean(self) -> Iterator[np.ndarray]:
         den = cv2.max(self.den, 1e-30)
-        return [cv2.divide(n, den) for n in self.num]
+        return (cv2.divide(n, den) for n in self.num)
+
+    def release(self) -> None:
+        self._spare = None
 
 
 class Fusion:
@@ -105,7 +111,9 @@ class Fusion:
         self.frames = 0
 
     def _track_best(self, frame: FusionInput, new_best: np.ndarray) -> None:
-        self.depth[new_best > 0] = frame.index
+        # Masked OpenCV ops: a numpy boolean assignment over 24 MP costs several times more.
+        cv2.subtract(self.depth, self.depth, dst=self.depth, mask=new_best)
+        cv2.add(self.depth, frame.index, dst=self.depth, mask=new_best)
         if frame.carry:
             for plane, values in zip(self.carried, frame.carry, strict=True):
                 cv2.copyTo(values, new_best, plane)
@@ -113,9 +121,12 @@ class Fusion:
     def update(self, frame: FusionInput) -> None:
         raise NotImplementedError
 
-    def image(self, max_side: int | None = None) -> list[np.ndarray]:
-        """Fused planes; at most ``max_side`` on the longest side when given (for previews)."""
+    def image(self, max_side: int | None = None) -> Iterator[np.ndarray]:
+        """Fused planes, one at a time (one in memory); at most ``max_side`` long when given."""
         raise NotImplementedError
+
+    def release(self) -> None:
+        """Drop scratch buffers (at the end of a stack); they come back if more frames do."""
 
 
 def _activity_at(frame: FusionInput, shape: tuple[int, int], full: tuple[int, int]) -> np.ndarray:
@@ -129,13 +140,14 @@ def _activity_at(frame: FusionInput, shape: tuple[int, int], full: tuple[int, in
     return activity
 
 
-def _shrink(planes: list[np.ndarray], max_side: int | None) -> list[np.ndarray]:
-    if not max_side or max(planes[0].shape) <= max_side:
-        return planes
-    h, w = planes[0].shape
-    f = max_side / max(h, w)
-    shape = (max(1, round(h * f)), max(1, round(w * f)))
-    return [pyramid.resize_to(p, shape) for p in planes]
+def _shrink(planes: Iterable[np.ndarray], max_side: int | None) -> Iterator[np.ndarray]:
+    for plane in planes:
+        if not max_side or max(plane.shape) <= max_side:
+            yield plane
+            continue
+        h, w = plane.shape
+        f = max_side / max(h, w)
+        yield pyramid.resize_to(plane, (max(1, round(h * f)), max(1, round(w * f))))
 
 
 class WeightedFusion(Fusion):
@@ -152,8 +164,11 @@ class WeightedFusion(Fusion):
         self._track_best(frame, new_best)
         self.frames += 1
 
-    def image(self, max_side: int | None = None) -> list[np.ndarray]:
+    def image(self, max_side: int | None = None) -> Iterator[np.ndarray]:
         return _shrink(self.sums.mean(), max_side)
+
+    def release(self) -> None:
+        self.sums.release()
 
 
 class PyramidFusion(Fusion):
@@ -164,7 +179,7 @@ class PyramidFusion(Fusion):
         self.levels = pyramid.level_count(shape)
         shapes = pyramid.level_shapes(shape, self.levels)
         self.sums = [SoftmaxSum(s, channels) for s in shapes]
-        self._bands = pyramid.Buffers(shapes)
+        self._bands: pyramid.Buffers | None = pyramid.Buffers(shapes)
 
     def update(self, frame: FusionInput) -> None:
         factors = []
@@ -176,29 +191,35 @@ class PyramidFusion(Fusion):
                 self._track_best(frame, new_best)
         # One channel at a time keeps only one plane's pyramid in memory, in reused buffers.
         for c, values in enumerate(frame.planes):
+            if self._bands is None:
+                self._bands = pyramid.Buffers(pyramid.level_shapes(self.shape, self.levels))
             bands = pyramid.laplacian(values, self.levels, self._bands)
             for sums, (rescale, weight), band in zip(self.sums, factors, bands, strict=True):
                 sums.add(c, rescale, weight, band)
         self.frames += 1
 
-    def image(self, max_side: int | None = None) -> list[np.ndarray]:
+    def image(self, max_side: int | None = None) -> Iterator[np.ndarray]:
         # A preview only needs the levels down to its own size: skip the finer bands.
         first = 0
         if max_side:
             while first < self.levels and max(self.sums[first].den.shape) > max_side:
                 first += 1
-        used = self.sums[first:]
-        dens = [cv2.max(s.den, 1e-30) for s in used]
-        planes = []
+        return _shrink(self._collapse(self.sums[first:]), max_side)
+
+    def _collapse(self, used: list[SoftmaxSum]) -> Iterator[np.ndarray]:
         for c in range(self.channels):
-            # Collapse one channel at a time, dividing each level on the way up.
-            img = cv2.divide(used[-1].num[c], dens[-1])
-            for sums, den in zip(used[-2::-1], dens[-2::-1], strict=True):
-                band = cv2.divide(sums.num[c], den)
+            # One channel at a time, dividing each level on the way up.
+            img = cv2.divide(used[-1].num[c], cv2.max(used[-1].den, 1e-30))
+            for sums in used[-2::-1]:
+                band = cv2.divide(sums.num[c], cv2.max(sums.den, 1e-30))
                 up = cv2.pyrUp(img, dstsize=(band.shape[1], band.shape[0]))
                 img = cv2.add(up, band, dst=band)
-            planes.append(img)
-        return _shrink(planes, max_side)
+            yield img
+
+    def release(self) -> None:
+        self._bands = None
+        for sums in self.sums:
+            sums.release()
 
 
 class DepthMapFusion(Fusion):
@@ -232,14 +253,16 @@ class DepthMapFusion(Fusion):
         # Smooth the switch so the fallback never leaves a visible seam.
         return cv2.GaussianBlur(decisive, (0, 0), 2.0)
 
-    def image(self, max_side: int | None = None) -> list[np.ndarray]:
+    def image(self, max_side: int | None = None) -> Iterator[np.ndarray]:
         trust = self.selection_confidence()
-        mean = self.sums.mean()
-        planes = [
+        planes = (
             cv2.add(m, cv2.multiply(trust, cv2.subtract(b, m)))
-            for b, m in zip(self.best, mean, strict=True)
-        ]
+            for b, m in zip(self.best, self.sums.mean(), strict=True)
+        )
         return _shrink(planes, max_side)
+
+    def release(self) -> None:
+        self.sums.release()
 
 
 def make_fusion(method: str, shape: tuple[int, int], channels: int, carry: int) -> Fusion:

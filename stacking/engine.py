@@ -8,7 +8,7 @@ and one frame, never the stack.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import overload
 
@@ -169,6 +169,7 @@ class StackEngine:
         if self._fusion is None:
             reasons = "; ".join(f"{r.name}: {r.reason}" for r in self.reports) or "no frames given"
             raise FrameMismatchError(f"no frame could be stacked ({reasons})")
+        self._fusion.release()
         image = self._compose(self._fusion.image(), None)
         if self.settings.sharpen > 0:
             image = unsharp(image, self.settings.sharpen)
@@ -237,15 +238,22 @@ class StackEngine:
             log_focus = guided.guided_filter(guide, log_focus, radius, 1e-3)
         return cv2.multiply(log_focus, s.sharpness), mean_focus
 
-    def _compose(self, planes: list[np.ndarray], max_side: int | None) -> np.ndarray:
+    def _compose(self, planes: Iterator[np.ndarray], max_side: int | None) -> np.ndarray:
+        """HxWx3 RGB from the fusion's planes, filled one plane at a time."""
         assert self._fusion is not None
         if self.settings.luminance_only:
-            chroma = [pyramid.resize_to(c, planes[0].shape) for c in self._fusion.carried]
-            ycrcb = cv2.merge([planes[0], *chroma])
-            image = cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2RGB)
-        else:
-            image = cv2.merge(planes)
-        return np.asarray(image, np.float32)
+            luma = next(planes)
+            chroma = [pyramid.resize_to(c, luma.shape) for c in self._fusion.carried]
+            return np.asarray(
+                cv2.cvtColor(cv2.merge([luma, *chroma]), cv2.COLOR_YCrCb2RGB), np.float32
+            )
+        image: np.ndarray | None = None
+        for c, plane in enumerate(planes):
+            if image is None:
+                image = np.empty((*plane.shape, 3), np.float32)
+            image[..., c] = plane
+        assert image is not None
+        return image
 
 
 def _full_scale(dtype: np.dtype) -> float:

@@ -41,8 +41,9 @@ def linearise(pixels: np.ndarray) -> np.ndarray:
 
 def ratio_of_means(reference: np.ndarray, frame: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Per-channel gain with ``gain * frame ~ reference`` over ``valid`` (linear light)."""
-    r = reference[valid].astype(np.float64).sum(axis=0)
-    f = frame[valid].astype(np.float64).sum(axis=0)
+    mask = valid.astype(np.uint8)
+    r = np.array(cv2.mean(reference, mask)[:3])
+    f = np.array(cv2.mean(frame, mask)[:3])
     gain = np.where(f > 1e-6, r / np.maximum(f, 1e-6), 1.0)
     # Flicker and white-balance drift are a few percent; anything far off is a scene change.
     return np.clip(gain, 0.5, 2.0)

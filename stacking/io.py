@@ -519,6 +519,8 @@ def _write_tiff(fh: BinaryIO, *, pixels: np.ndarray, exif: bytes | None, icc: by
         pixels,
         photometric="rgb" if pixels.ndim == 3 else "minisblack",
         compression="zlib",  # works with tifffile alone (stdlib zlib), no imagecodecs needed
+        # Level 1: 24 MP writes in ~1 s instead of ~6 s at the default, files ~15 % larger.
+        compressionargs={"level": 1},
         predictor=True,
         iccprofile=icc,
         software="stackrig",
