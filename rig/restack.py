@@ -57,7 +57,7 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _read_ahead(paths: list[Path]) -> Iterator[tuple[Path, io.ImageFile | ImageReadError]]:
+def read_ahead(paths: list[Path]) -> Iterator[tuple[Path, io.ImageFile | ImageReadError]]:
     """Yield each image (or its read error) while the next one is read in the background."""
 
     def load(path: Path) -> io.ImageFile | ImageReadError:
@@ -104,7 +104,7 @@ def run(job: RestackJob, on_frame: Callable[[FrameReport], None] | None = None) 
     unreadable: list[tuple[Path, str]] = []
     first: io.ImageFile | None = None
     deep = False
-    for path, loaded in _read_ahead(job.inputs):
+    for path, loaded in read_ahead(job.inputs):
         if isinstance(loaded, ImageReadError):
             if job.strict:
                 raise loaded
