@@ -1,6 +1,8 @@
 """Child process of the speed and memory benchmark: one stack, stacked as `stackrig stack` does.
 
-``python -m benchmarks.engine_child STACK METHOD LIMIT`` prints one JSON line. The process is
+``python -m benchmarks.engine_child STACK METHOD LIMIT [RESULT]`` prints one JSON line and,
+given RESULT, writes the result there (8-bit TIFF) for the parent to score, as the command
+writes its output. The process is
 tuned first (before OpenCV loads), and frames are read ahead on a background thread, exactly
 like the command, so the figures are the ones a user gets.
 """
@@ -16,6 +18,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from rig.restack import read_ahead  # noqa: E402
+from stacking import io  # noqa: E402
 from stacking.engine import StackEngine, StackSettings  # noqa: E402
 from stacking.errors import ImageReadError  # noqa: E402
 
@@ -25,7 +28,7 @@ def stack_frames(stack: Path) -> list[Path]:
     return [stack / f["file"] for f in meta["frames"]]
 
 
-def run(stack: Path, method: str, limit: int) -> dict[str, object]:
+def run(stack: Path, method: str, limit: int, save: Path | None = None) -> dict[str, object]:
     frames = stack_frames(stack)[:limit]
     engine = StackEngine(StackSettings(method=method))
     add_s, wait_s, accepted = [], [], 0
@@ -41,8 +44,10 @@ def run(stack: Path, method: str, limit: int) -> dict[str, object]:
         add_s.append(done - arrived)
         previous = done
         accepted += bool(report.accepted)
-    engine.finalize()
+    result = engine.finalize()
     final = time.perf_counter()
+    if save is not None:
+        io.write_image(save, result.image, bit_depth=8)
     return {
         "method": method,
         "frames": len(frames),
@@ -57,4 +62,5 @@ def run(stack: Path, method: str, limit: int) -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]))))
+    save = Path(sys.argv[4]) if len(sys.argv) > 4 else None
+    print(json.dumps(run(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), save)))

@@ -115,10 +115,12 @@ def engine_result(frames: list[Path], method: str) -> tuple[np.ndarray, int, flo
     return result.image, accepted, time.perf_counter() - start
 
 
-def run_child(stack: Path, method: str, limit: int) -> dict:
+def run_child(stack: Path, method: str, limit: int, save: Path | None = None) -> dict:
     """Run ``benchmarks.engine_child`` in a fresh interpreter, started from the small launcher
     of ``benchmarks.launch`` so that its ``ru_maxrss`` is not floored at this process's size."""
     argv = [sys.executable, "-m", "benchmarks.engine_child", str(stack), method, str(limit)]
+    if save is not None:
+        argv.append(str(save))
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         run = run_measured(argv, REPO, stdout=out, stderr=err)
         out.seek(0)
@@ -227,15 +229,20 @@ def speed_and_memory(
     print(f"\n== 2. Speed at {w}x{h} ({mp:.0f} MP), {frames} frames ==")
     stack = generated_stack(w, h, frames, "mix", seed)
     big = generated_stack(w, h, 2 * frames, "mix", seed)
+    truth = read_rgb(stack / "ground_truth.png")
     peer = None
     if use_peers:
         print("  running align_image_stack + enfuse ...")
-        peer = run_peer(stack_frames(stack), BENCH_OUT / "peers" / stack.name, None)
+        peer = run_peer(stack_frames(stack), BENCH_OUT / "peers" / stack.name, truth)
     results: dict[str, tuple[dict, dict]] = {}
+    scores: dict[str, tuple[float, float]] = {}
     for method in methods:
         print(f"  engine {method}: {frames} and {2 * frames} frames, fresh process each ...")
+        saved = BENCH_OUT / f"result-{stack.name}-{method}.tif"
         try:
-            results[method] = (run_child(stack, method, frames), run_child(big, method, 2 * frames))
+            small = run_child(stack, method, frames, saved)
+            results[method] = (small, run_child(big, method, 2 * frames))
+            scores[method] = metrics.score(read_rgb(saved), truth)
         except RuntimeError as err:
             print(f"  {err}")
     rows = []
@@ -257,6 +264,12 @@ def speed_and_memory(
     print("  last frame -> result: the last frame decoded -> finalize() returning;")
     print("  enfuse s/frame: (align_image_stack + enfuse wall time) / frames; enfuse/ours > 1:")
     print("  ours is faster.")
+
+    print(f"\n   Quality of the same {mp:.0f} MP runs vs its ground truth (PSNR dB / SSIM)")
+    rows = [[m, f"{p:.2f}", f"{q:.4f}"] for m, (p, q) in scores.items()]
+    if peer is not None and peer.psnr is not None:
+        rows.append(["enfuse", fmt(peer.psnr, ".2f"), fmt(peer.ssim, ".4f")])
+    print(table(["method", "PSNR", "SSIM"], rows))
 
     print(f"\n== 3. Peak RSS at {w}x{h} (MiB, whole process) ==")
     rows = []

@@ -17,7 +17,7 @@ from pathlib import Path
 from stacking import io
 from stacking.depthmap import render_depth
 from stacking.engine import FrameReport, StackEngine, StackResult, StackSettings
-from stacking.errors import ImageReadError, StackingError
+from stacking.errors import ImageReadError, NothingToStackError, StackingError
 
 log = logging.getLogger("stackrig.restack")
 
@@ -119,8 +119,10 @@ def run(job: RestackJob, on_frame: Callable[[FrameReport], None] | None = None) 
         del loaded
         if on_frame is not None:
             on_frame(report)
+    if first is None:
+        reasons = "; ".join(f"{p.name}: {why}" for p, why in unreadable[:3])
+        raise NothingToStackError(f"none of the {len(job.inputs)} frames could be read ({reasons})")
     result = engine.finalize()
-    assert first is not None  # finalize raised when nothing was stacked
     depth = job.bit_depth or (16 if deep else 8)
     output = io.write_image(
         job.output, result.image, bit_depth=depth, exif=first.exif, icc=first.icc

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from stacking import accumulate, align, exposure, focus, guided, pyramid
-from stacking.errors import FrameMismatchError
+from stacking.errors import FrameMismatchError, NothingToStackError
 
 _FOCUS_FLOOR = 1e-6  # keeps log(focus) finite on perfectly flat areas
 
@@ -168,7 +168,7 @@ class StackEngine:
         """The final result, depth map and reports. Raises when no frame could be used."""
         if self._fusion is None:
             reasons = "; ".join(f"{r.name}: {r.reason}" for r in self.reports) or "no frames given"
-            raise FrameMismatchError(f"no frame could be stacked ({reasons})")
+            raise NothingToStackError(f"no frame could be stacked ({reasons})")
         self._fusion.release()
         image = self._compose(self._fusion.image(), None)
         if self.settings.sharpen > 0:

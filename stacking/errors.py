@@ -24,3 +24,7 @@ class ImageWriteError(StackingError):
 
 class FrameMismatchError(StackingError):
     """A frame does not match the reference frame (size or channels)."""
+
+
+class NothingToStackError(StackingError):
+    """No frame of the stack could be used."""

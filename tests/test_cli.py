@@ -128,3 +128,16 @@ def test_console_script_runs_on_bundled_example(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert "stacked 7 of 7 frames" in run.stderr
     assert io.read_image(out).pixels.shape == (768, 1024, 3)
+
+
+def test_all_frames_unreadable_fails_naming_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (folder / name).write_bytes(b"\xff\xd8\xff garbage")
+    assert main(["stack", str(folder), "-o", str(tmp_path / "o.tif"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "none of the 2 frames could be read" in err and "a.jpg" in err
+    assert not (tmp_path / "o.tif").exists()

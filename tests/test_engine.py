@@ -14,7 +14,7 @@ from conftest import SHARED, expose, focus_stack, render, similarity, textured_s
 
 from stacking import accumulate
 from stacking.engine import StackEngine, StackSettings, inner_rectangle
-from stacking.errors import FrameMismatchError
+from stacking.errors import FrameMismatchError, NothingToStackError
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -138,7 +138,7 @@ def test_mismatched_frame_size_is_a_clear_error() -> None:
 def test_finalize_with_nothing_usable_says_why() -> None:
     engine = StackEngine()
     engine.add(np.zeros((100, 100, 3), np.uint8))
-    with pytest.raises(FrameMismatchError, match="mostly blank"):
+    with pytest.raises(NothingToStackError, match="mostly blank"):
         engine.finalize()
 
 
