@@ -246,20 +246,24 @@ class DepthMapFusion(Fusion):
         index disagrees with its neighbourhood's median by more than a frame is an outlier
         (noise won the selection) and is distrusted too.
         """
-        decisive = np.clip((3.0 - self.sums.den) / 1.5, 0.0, 1.0)
-        median = cv2.medianBlur(self.depth, 5)
-        jump = cv2.absdiff(self.depth, median) > 1
-        decisive[jump] = 0.0
+        decisive = cv2.addWeighted(self.sums.den, -1 / 1.5, self.sums.den, 0.0, 2.0)
+        cv2.threshold(decisive, 1.0, 1.0, cv2.THRESH_TRUNC, dst=decisive)
+        cv2.threshold(decisive, 0.0, 0.0, cv2.THRESH_TOZERO, dst=decisive)
+        jump = cv2.compare(cv2.absdiff(self.depth, cv2.medianBlur(self.depth, 5)), 1, cv2.CMP_GT)
+        decisive[jump > 0] = 0.0
         # Smooth the switch so the fallback never leaves a visible seam.
         return cv2.GaussianBlur(decisive, (0, 0), 2.0)
 
     def image(self, max_side: int | None = None) -> Iterator[np.ndarray]:
         trust = self.selection_confidence()
-        planes = (
-            cv2.add(m, cv2.multiply(trust, cv2.subtract(b, m)))
-            for b, m in zip(self.best, self.sums.mean(), strict=True)
-        )
-        return _shrink(planes, max_side)
+
+        def blend() -> Iterator[np.ndarray]:
+            for best, mean in zip(self.best, self.sums.mean(), strict=True):
+                step = cv2.subtract(best, mean)
+                cv2.multiply(step, trust, dst=step)
+                yield cv2.add(mean, step, dst=mean)
+
+        return _shrink(blend(), max_side)
 
     def release(self) -> None:
         self.sums.release()
