@@ -149,7 +149,6 @@ def test_blur_levels_extend_the_shared_list() -> None:
 
 def test_metric_is_perfect_only_for_the_truth(tiny_stack: Path) -> None:
     """The metric sees the truth as perfect, and no single (partly blurred) frame as close."""
-    pytest.importorskip("skimage")
     gt = _rgb(tiny_stack / "ground_truth.png")
     assert score(gt, gt) == (float("inf"), 1.0)
     assert score(gt.astype(np.float32) / 255, gt) == (float("inf"), 1.0)
