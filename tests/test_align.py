@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from conftest import expose, render, similarity, textured_scene, to_u8
@@ -94,3 +95,27 @@ def test_check_step_names_each_bound() -> None:
 def test_unknown_model_named_in_error() -> None:
     with pytest.raises(ValueError, match="choose one of none, translation"):
         align.AlignSettings(model="rigid")
+
+
+def test_sharp_against_blurred_neighbour() -> None:
+    """Defocus between neighbours does not throw the estimate off."""
+    scene = textured_scene(360, 480)
+    truth = similarity(1.01, 0.2, 2.3, -1.6, (240, 180))
+    blurred = cv2.GaussianBlur(render(scene, truth), (0, 0), 3.0)
+    got = _align_pair(to_u8(scene), to_u8(blurred))
+    assert got.rejected is None
+    assert _corner_error(got.transform, truth, scene.shape) < 0.3
+
+
+def test_feature_fallback_rescues_what_ecc_cannot() -> None:
+    """A jump too big for ECC from its seed is found by feature matching, then refined."""
+    scene = textured_scene(480, 640, seed=3)
+    truth = similarity(1.0, 3.0, 60.0, -36.0, (320, 240))
+    settings = align.AlignSettings()
+    gray_a, _ = align.work_images(to_u8(scene), settings)
+    gray_b, _ = align.work_images(to_u8(render(scene, truth)), settings)
+    alone = align.ecc_pyramid(gray_a, gray_b, settings, np.eye(3))
+    assert alone is None or alone[1] < settings.min_correlation  # ECC alone is lost here
+    found = align.estimate_motion(gray_a, gray_b, settings, np.eye(3))
+    assert found is not None and found[2] == "features+ecc"
+    assert _corner_error(found[0], truth, scene.shape) < 0.3
