@@ -243,3 +243,20 @@ def test_reports_are_json_ready(tmp_path: Path) -> None:
         engine.add(to_u8(f))
     text = json.dumps([r.to_dict() for r in engine.finalize().reports])
     assert '"transform"' in text
+
+
+@pytest.mark.parametrize("model", ["none", "translation", "similarity", "affine", "homography"])
+@pytest.mark.parametrize("measure", ["laplacian", "tenengrad", "sml"])
+def test_every_model_and_measure_stacks(model: str, measure: str) -> None:
+    scene = textured_scene(240, 320)
+    frames, _ = focus_stack(scene, 3)
+    engine = StackEngine(StackSettings(align=model, focus_measure=measure))
+    for i, f in enumerate(frames):
+        shift = similarity(1 + 0.003 * i, 0.0, 0.6 * i, 0.4 * i, (160, 120))
+        assert engine.add(to_u8(render(f, shift))).accepted
+    result = engine.finalize()
+    assert result.image.shape == scene.shape and np.isfinite(result.image).all()
+    blurred = cv2.GaussianBlur(scene, (0, 0), 4.0)
+    assert _psnr(_interior(result.image, 20), _interior(scene, 20)) > _psnr(
+        _interior(blurred, 20), _interior(scene, 20)
+    )
