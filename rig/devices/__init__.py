@@ -1,0 +1,1 @@
+"""Hardware behind small protocols: cameras and focus drives."""

@@ -1,0 +1,1 @@
+"""Firmware emulators on pseudo-terminals (tests and --simulate)."""

@@ -1,0 +1,19 @@
+"""One error hierarchy for the rig side. Every message says what happened and what to do."""
+
+from __future__ import annotations
+
+
+class RigError(Exception):
+    """Base class of every error stackrig raises on purpose outside the stacking engine."""
+
+
+class RailError(RigError):
+    """The focus rail or stage: connection, protocol, motion, limits."""
+
+
+class CameraError(RigError):
+    """The camera: connection, settings, capture, download."""
+
+
+class ProfileError(RigError):
+    """A rig profile that cannot be loaded or is not valid."""
