@@ -28,7 +28,7 @@ def test_path_overshoots_only_when_arriving_from_the_wrong_side() -> None:
 
 def test_overshoot_beyond_soft_limit_is_refused() -> None:
     rail = _rail(backlash_um=50.0, soft_min_um=0.0, soft_max_um=1000.0)
-    with pytest.raises(RailError, match="backlash overshoot -30.0 um is below the soft limit"):
+    with pytest.raises(RailError, match=r"backlash overshoot -30\.0 um is below the soft limit"):
         rail.path(500.0, 20.0)
 
 
