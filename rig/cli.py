@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from rig import rail_cli
 from rig.progress import Progress
 from rig.tuning import tune_process
 
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_stack(commands)
+    rail_cli.add_commands(commands)
     return parser
 
 
@@ -225,11 +227,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    from rig.errors import RigError
     from stacking.errors import StackingError
 
     try:
         return int(args.handler(args))
-    except StackingError as exc:
+    except (StackingError, RigError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         print("\nstackrig: interrupted; nothing was written", file=sys.stderr)

@@ -1,0 +1,357 @@
+"""An OpenFlexure Sangaboard (firmware v1 / v0.5) on a pseudo-terminal.
+
+What it answers, and why (see docs/rail-protocols.md; the v1.0-beta firmware source was read
+for what the docs leave open):
+
+- Commands are matched by prefix in the firmware's own order, as ``handle_command`` does, so
+  ``p?``, ``position?`` and ``p`` all print the position, ``dt?`` the step delay.
+- ``mr dx dy dz`` / ``mrx|mry|mrz d`` (integer steps): blocking moves reply ``done.`` (or
+  ``done_reply``) once the motion has finished; with ``blocking_moves false`` they reply at once.
+- ``stop`` halts and replies ``Move aborted``; the interrupted blocking move then never replies
+  (in the v1 source ``stage_stop`` clears the moving flag, so the completion line is skipped).
+- Unknown commands reply ``Type 'help' for a list of commands.`` (the v1 source with the help
+  module built in).
+- Endstops module (``endstop_min`` set): ``list_modules`` names it, ``endstops?``,
+  ``home_min <mask>`` (seek the min switch, call it 0, back off ``home_retreat_steps``, reply
+  ``done.``). A move reaching the switch stops there, prints ``Endstop hit:-<axis>`` and calls
+  that position 0, then completes like any move.
+- Faults: ``error_next`` -> the next command answers ``Error: command is <command>`` (the v0.3
+  wording); ``alarm_mid_move`` -> the next move meets an endstop halfway (as above);
+  ``reset_mid_move`` -> halfway the board restarts: motion stops, the position reverts to the
+  one saved at the last ``zero`` and the start-up line (the version) is printed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rig.devices.emulators.base import Motion, PtyEmulator
+
+AXES = 3
+REPLY_LATENCY_S = 0.003  # the firmware answers within 2-4 ms
+UNKNOWN_REPLY = "Type 'help' for a list of commands."
+HELP_LINES = (
+    "",
+    "Commands (terminated by a newline character):",
+    "mrx <d>, mry <d>, mrz <d>, mr <d> <d> <d>, release, p?, zero, stop, moving?",
+    "",
+    "--END--",
+)
+
+Vector = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class CompletedMove:
+    """One move as the stage made it, in steps (tests check the approach direction)."""
+
+    start: Vector
+    end: Vector
+
+
+class SangaboardEmulator(PtyEmulator):
+    """Three stepper axes counted in steps; ``moves`` records every move that ended."""
+
+    def __init__(
+        self,
+        *,
+        version_reply: str = "Sangaboard Firmware v1.0.4",
+        board_reply: str | None = "Sangaboard v0.5.5",
+        done_reply: str = "done.",
+        steps_per_s: float = 1000.0,
+        blocking: bool = True,
+        endstop_min: int | None = None,
+        home_retreat_steps: int = 100,
+    ) -> None:
+        super().__init__()
+        self.version_reply = version_reply
+        self.board_reply = board_reply  # None: firmware without the `board` command
+        self.done_reply = done_reply
+        self.steps_per_s = steps_per_s
+        self.blocking = blocking
+        self.endstop_min = endstop_min  # physical position of the min switches; None: no module
+        self.home_retreat_steps = home_retreat_steps
+        self.moves: list[CompletedMove] = []
+        self.energised = False
+        self._motions = [Motion(speed=steps_per_s) for _ in range(AXES)]
+        self._offsets = [0, 0, 0]  # physical - reported, per axis
+        self._saved = (0, 0, 0)  # what the board reads back from EEPROM after a reset
+        self._move_start: Vector | None = None
+        self._notify = False  # a blocking move is waiting to say "done."
+        self._homing: list[int] = []  # axes being homed; the phase is in _home_phase
+        self._home_phase = ""
+        self._half_way: float | None = None  # when the injected mid-move fault fires
+        self._disconnect_at: float | None = None
+        self._pending: list[tuple[float, str]] = []
+        self._inbox = bytearray()
+        self._commands: list[tuple[str, Callable[[str], None]]] = self._command_table()
+
+    # -- public view for tests ---------------------------------------------------------------
+
+    def position(self) -> Vector:
+        """The position the firmware would report now."""
+        now = time.monotonic()
+        return (self._reported(0, now), self._reported(1, now), self._reported(2, now))
+
+    def z_moves(self) -> list[tuple[int, int]]:
+        """(start, end) in steps of every finished move that changed z."""
+        return [(m.start[2], m.end[2]) for m in self.moves if m.start[2] != m.end[2]]
+
+    # -- PtyEmulator -------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        self._say(self.version_reply)  # printed by setup(); the driver flushes it away
+
+    def on_bytes(self, data: bytes) -> None:
+        self._inbox.extend(data)
+        while (end := self._inbox.find(b"\n")) >= 0:
+            line = self._inbox[:end].decode("ascii", errors="replace").strip()
+            del self._inbox[: end + 1]
+            self._handle(line)
+
+    def tick(self, now: float) -> None:
+        if self._disconnect_at is not None and now >= self._disconnect_at:
+            self._disconnect_at = None
+            self.disconnect()
+            return
+        if self._half_way is not None and now >= self._half_way:
+            self._half_way = None
+            self._mid_move_fault(now)
+        if self._move_start is not None and not self._moving(now):
+            self._motion_ended(now)
+        self._deliver(now)
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def _command_table(self) -> list[tuple[str, Callable[[str], None]]]:
+        """Prefixes in the firmware's registration order (first match wins)."""
+        table: list[tuple[str, Callable[[str], None]]] = [
+            ("version", lambda _: self._say(self.version_reply)),
+            ("list_modules", self._list_modules),
+            ("help", lambda _: self._say(*HELP_LINES)),
+        ]
+        if self.board_reply is not None:
+            table.append(("board", lambda _: self._say(self.board_reply or "")))
+        table += [
+            ("mrx", lambda a: self._move_axis(0, a)),
+            ("mry", lambda a: self._move_axis(1, a)),
+            ("mrz", lambda a: self._move_axis(2, a)),
+            ("mr", self._move_all),
+            ("release", self._release),
+            ("p", lambda _: self._say(" ".join(map(str, self.position())))),
+            ("ramp_time", lambda a: self._say("ramp time 0" if "?" in a else "done.")),
+            ("dt", lambda a: self._say("minimum step delay 1000" if "?" in a else "done.")),
+            ("zero", self._zero),
+            ("stop", self._stop),
+            ("moving", lambda _: self._say("true" if self._busy() else "false")),
+            ("blocking_moves", self._blocking_moves),
+        ]
+        if self.endstop_min is not None:
+            table += [("endstops?", self._endstops), ("home_min", self._home_min)]
+        return table
+
+    def _handle(self, line: str) -> None:
+        if not line:
+            return
+        if self.faults.error_next is not None:
+            self.faults.error_next = None
+            self._say(f"Error: command is {line.split()[0]}")
+            return
+        for prefix, run in self._commands:
+            if line.startswith(prefix):
+                run(line[len(prefix) :].strip())
+                return
+        self._say(UNKNOWN_REPLY)
+
+    def _list_modules(self, _: str) -> None:
+        if self.endstop_min is not None:
+            self._say("Endstops: min soft")
+        self._say("--END--")
+
+    def _move_axis(self, axis: int, args: str) -> None:
+        delta = [0, 0, 0]
+        delta[axis] = _int(args)
+        self._start_move(delta)
+
+    def _move_all(self, args: str) -> None:
+        parts = args.split()
+        if len(parts) != AXES:
+            self._say("Error: command is mr <int> <int> <int>")
+            return
+        self._start_move([_int(p) for p in parts])
+
+    def _release(self, _: str) -> None:
+        self.energised = False
+        self._say("motors released")
+
+    def _zero(self, _: str) -> None:
+        now = time.monotonic()
+        self._offsets = [round(m.now(now)) for m in self._motions]
+        self._saved = (0, 0, 0)
+        self._say("position reset to 0 0 0")
+
+    def _stop(self, _: str) -> None:
+        self._halt(time.monotonic())
+        self._notify = False  # the aborted move never reports completion
+        self._homing = []
+        self._say("Move aborted")
+
+    def _blocking_moves(self, args: str) -> None:
+        if args.startswith("?"):
+            self._say(f"blocking_moves {'true' if self.blocking else 'false'}")
+            return
+        self.blocking = args.startswith("t")
+        self._say("done.")
+
+    def _endstops(self, _: str) -> None:
+        now = time.monotonic()
+        at_min = [round(m.now(now)) <= (self.endstop_min or 0) for m in self._motions]
+        self._say(" ".join("-1" if hit else "0" for hit in at_min))
+
+    def _home_min(self, args: str) -> None:
+        mask = _int(args) if args else 7
+        self._homing = [axis for axis in range(AXES) if mask >> axis & 1]
+        self._home_phase = "seek"
+        now = time.monotonic()
+        for axis in self._homing:
+            self._motions[axis].start(float(self.endstop_min or 0), self.steps_per_s, now)
+        self._move_start = self.position()
+
+    # -- motion ------------------------------------------------------------------------------
+
+    def _start_move(self, delta: list[int]) -> None:
+        now = time.monotonic()
+        longest = max(abs(d) for d in delta)
+        self._move_start = self.position()
+        self.energised = True
+        for axis, d in enumerate(delta):
+            motion = self._motions[axis]
+            here = motion.now(now)
+            target = here + d
+            if self.endstop_min is not None and d < 0:
+                target = max(target, float(self.endstop_min))  # the switch stops the axis
+            # Axes finish together: the longest move runs at full speed (as the firmware does).
+            speed = self.steps_per_s * abs(d) / longest if longest else self.steps_per_s
+            motion.start(target, max(speed, 1e-9), now)
+        if self.faults.disconnect_after_s is not None:
+            self._disconnect_at = now + self.faults.disconnect_after_s
+            self.faults.disconnect_after_s = None
+        if self.faults.alarm_mid_move or self.faults.reset_mid_move:
+            self._half_way = now + longest / self.steps_per_s / 2
+        if self.blocking:
+            self._notify = True
+        else:
+            self._say(self.done_reply)
+
+    def _moving(self, now: float) -> bool:
+        return any(m.moving(now) for m in self._motions)
+
+    def _busy(self) -> bool:
+        return bool(self._homing) or self._moving(time.monotonic())
+
+    def _motion_ended(self, now: float) -> None:
+        """A move (or homing phase) reached its target: record it, then answer or go on."""
+        if self._homing:
+            self._next_home_phase(now)
+            return
+        self._record()
+        self._check_endstops(now)
+        if self._notify:
+            self._notify = False
+            self._say(self.done_reply)
+
+    def _check_endstops(self, now: float) -> None:
+        if self.endstop_min is None:
+            return
+        for axis, motion in enumerate(self._motions):
+            if round(motion.now(now)) <= self.endstop_min and self._reported(axis, now) != 0:
+                self._endstop_hit(axis, -1, now)
+
+    def _next_home_phase(self, now: float) -> None:
+        if self._home_phase == "seek":
+            for axis in self._homing:
+                self._offsets[axis] = round(self._motions[axis].now(now))
+                self._motions[axis].start(
+                    self._offsets[axis] + float(self.home_retreat_steps), self.steps_per_s, now
+                )
+            self._home_phase = "retreat"
+            return
+        self._record()
+        self._homing = []
+        self._say("done.")
+
+    def _mid_move_fault(self, now: float) -> None:
+        self._halt(now)
+        self._record()
+        if self.faults.reset_mid_move:
+            self.faults.reset_mid_move = False
+            self._reset(now)
+            return
+        self.faults.alarm_mid_move = False
+        axis, direction = self._main_axis()
+        self._endstop_hit(axis, direction, now)
+        if self._notify:
+            self._notify = False
+            self._say(self.done_reply)
+
+    def _main_axis(self) -> tuple[int, int]:
+        """The axis that moved furthest in the move being interrupted, and its direction."""
+        start = self._move_start or (0, 0, 0)
+        now = self.position()
+        deltas = [now[i] - start[i] for i in range(AXES)]
+        axis = max(range(AXES), key=lambda i: abs(deltas[i]))
+        return axis, 1 if deltas[axis] >= 0 else -1
+
+    def _endstop_hit(self, axis: int, direction: int, now: float) -> None:
+        self._say(f"Endstop hit:{direction * (axis + 1)}")
+        if direction < 0:  # the min switch defines 0
+            self._offsets[axis] = round(self._motions[axis].now(now))
+
+    def _reset(self, now: float) -> None:
+        """Power glitch: pending output is lost, the EEPROM position comes back, banner."""
+        self._pending.clear()
+        self._notify = False
+        self._homing = []
+        self.energised = False
+        self._offsets = [round(m.now(now)) - s for m, s in zip(self._motions, self._saved)]
+        self._say(self.version_reply)
+
+    def _halt(self, now: float) -> None:
+        for motion in self._motions:
+            motion.halt(now)
+        self._half_way = None
+
+    def _record(self) -> None:
+        if self._move_start is not None:
+            self.moves.append(CompletedMove(self._move_start, self.position()))
+            self._move_start = None
+
+    def _reported(self, axis: int, now: float) -> int:
+        return round(self._motions[axis].now(now)) - self._offsets[axis]
+
+    # -- output ------------------------------------------------------------------------------
+
+    def _say(self, *lines: str) -> None:
+        due = time.monotonic() + REPLY_LATENCY_S
+        self._pending.extend((due, line) for line in lines)
+
+    def _deliver(self, now: float) -> None:
+        while self._pending and self._pending[0][0] <= now:
+            _, line = self._pending.pop(0)
+            self.reply(line + "\r\n")
+
+
+def _int(text: str) -> int:
+    """atoi: leading integer or 0, as the firmware parses arguments."""
+    digits = ""
+    for i, ch in enumerate(text.strip()):
+        if ch.isdigit() or (i == 0 and ch in "+-"):
+            digits += ch
+        else:
+            break
+    try:
+        return int(digits)
+    except ValueError:
+        return 0

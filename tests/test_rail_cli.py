@@ -1,0 +1,71 @@
+"""`stackrig rail` and `stackrig sim-rail` as a user runs them."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rig.cli import main
+from rig.devices.emulators.grbl import GrblEmulator
+from rig.devices.rails import ports
+
+STACKRIG = [sys.executable, "-m", "rig.cli"]
+
+
+@pytest.fixture
+def grbl() -> Iterator[GrblEmulator]:
+    with GrblEmulator() as emu:
+        yield emu  # type: ignore[misc]
+
+
+def test_status_move_zero(grbl: GrblEmulator, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["rail", "--port", grbl.path, "--protocol", "grbl", "--speed", "20"]
+    assert main([*base, "status"]) == 0
+    assert "Grbl 1.1h" in capsys.readouterr().out
+    assert main([*base, "--backlash", "50", "move", "1500"]) == 0
+    assert "position: 1500.0 um" in capsys.readouterr().out
+    assert main([*base, "zero"]) == 0
+    assert "position: 0.0 um" in capsys.readouterr().out
+
+
+def test_probe_identifies_grbl_without_moving(grbl: GrblEmulator) -> None:
+    result = ports.probe(grbl.path, timeout_s=1.0)
+    assert result.protocol == "grbl"
+    assert grbl.moves == [] and not any(b"G1" in chunk for chunk in grbl.received)
+
+
+def test_bad_port_and_missing_options_are_clear(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rail", "--port", "/dev/no-such-rail", "--protocol", "grbl", "status"]) == 1
+    assert "not there" in capsys.readouterr().err
+    assert main(["rail", "status"]) == 2
+    assert "--port and --protocol" in capsys.readouterr().err
+    assert main(["rail", "--port", "x", "--protocol", "tic", "status"]) == 1
+    assert "steps per mm" in capsys.readouterr().err
+
+
+def test_sim_rail_prints_a_path_that_works(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [*STACKRIG, "sim-rail", "--protocol", "grbl"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        path = first.split()[-1]
+        assert path.startswith("/dev/")
+        run = subprocess.run(
+            [*STACKRIG, "rail", "--port", path, "--protocol", "grbl", "status"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        assert "position: 0.0 um" in run.stdout
+    finally:
+        proc.send_signal(signal.SIGINT)
+        start = time.monotonic()
+        assert proc.wait(timeout=10) == 0
+        assert time.monotonic() - start < 10
