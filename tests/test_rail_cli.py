@@ -69,3 +69,19 @@ def test_sim_rail_prints_a_path_that_works(tmp_path: Path) -> None:
         start = time.monotonic()
         assert proc.wait(timeout=10) == 0
         assert time.monotonic() - start < 10
+
+
+def test_list_guesses_controllers_from_usb_ids(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from serial.tools.list_ports_common import ListPortInfo
+
+    uno = ListPortInfo("/dev/ttyACM0", skip_link_detection=True)
+    uno.vid, uno.pid, uno.description = 0x2341, 0x0043, "Arduino Uno"
+    tic = ListPortInfo("/dev/ttyACM1", skip_link_detection=True)
+    tic.vid, tic.pid, tic.description = 0x1FFB, 0x00B5, "Pololu Tic"
+    monkeypatch.setattr(ports.list_ports, "comports", lambda: [tic, uno])
+    assert main(["rail", "list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("/dev/ttyACM0") and "2341:0043" in out[0] and "GRBL" in out[0]
+    assert "Pololu Tic T834" in out[1]
