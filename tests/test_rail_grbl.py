@@ -191,3 +191,11 @@ def test_homing_enabled_starts_in_alarm_and_homes() -> None:
         drv.move_to(100.0, 2.0)
         assert drv.position_um() == pytest.approx(100.0, abs=1)
         drv.close()
+
+
+def test_targets_between_motor_steps_are_reached_within_a_step(
+    driver: GrblDriver, emulator: GrblEmulator
+) -> None:
+    """$102=250 steps/mm: a step is 4 um, so 1001 um is reached as 1000 um, not an error."""
+    driver.move_to(1001.0, timeout_s=5.0)
+    assert driver.position_um() == pytest.approx(1000.0, abs=0.01)

@@ -193,9 +193,15 @@ class GrblEmulator(PtyEmulator):
             return
         self.reply("ok\r\n")
 
+    def _on_step(self, mm: float) -> float:
+        """GRBL moves whole steps: targets snap to the step grid of the axis."""
+        steps = self.settings[100 + self.axis]
+        return round(mm * steps) / steps if steps > 0 else mm
+
     def _plan(self, value: float, rapid: bool) -> None:
         base = self.queue[-1] if self.queue else self.motion.target
         target = base + value if self.distance_mode == "G91" else value + self.wco
+        target = self._on_step(target)
         if not rapid and self.feed <= 0:
             self.reply("error:22\r\n")
             return
@@ -218,6 +224,7 @@ class GrblEmulator(PtyEmulator):
         value = float(words[letter])
         relative = "G91" in body
         target = self.motion.now(now) + value if relative else value + self.wco
+        target = self._on_step(target)
         if self.settings[20] and not self.travel_mm[0] <= target <= self.travel_mm[1]:
             self.reply("error:15\r\n")
             return

@@ -79,6 +79,7 @@ class SangaboardEmulator(PtyEmulator):
         self._offsets = [0, 0, 0]  # physical - reported, per axis
         self._saved = (0, 0, 0)  # what the board reads back from EEPROM after a reset
         self._move_start: Vector | None = None
+        self._blocked: list[int] = []  # axes of the current move that will meet the switch
         self._notify = False  # a blocking move is waiting to say "done."
         self._homing: list[int] = []  # axes being homed; the phase is in _home_phase
         self._home_phase = ""
@@ -214,6 +215,7 @@ class SangaboardEmulator(PtyEmulator):
         mask = _int(args) if args else 7
         self._homing = [axis for axis in range(AXES) if mask >> axis & 1]
         self._home_phase = "seek"
+        self.energised = True
         now = time.monotonic()
         for axis in self._homing:
             self._motions[axis].start(float(self.endstop_min or 0), self.steps_per_s, now)
@@ -226,12 +228,13 @@ class SangaboardEmulator(PtyEmulator):
         longest = max(abs(d) for d in delta)
         self._move_start = self.position()
         self.energised = True
+        self._blocked = []
         for axis, d in enumerate(delta):
             motion = self._motions[axis]
-            here = motion.now(now)
-            target = here + d
-            if self.endstop_min is not None and d < 0:
-                target = max(target, float(self.endstop_min))  # the switch stops the axis
+            target = motion.now(now) + d
+            if self.endstop_min is not None and d < 0 and target <= self.endstop_min:
+                target = float(self.endstop_min)  # the switch stops the axis there
+                self._blocked.append(axis)
             # Axes finish together: the longest move runs at full speed (as the firmware does).
             speed = self.steps_per_s * abs(d) / longest if longest else self.steps_per_s
             motion.start(target, max(speed, 1e-9), now)
@@ -263,11 +266,9 @@ class SangaboardEmulator(PtyEmulator):
             self._say(self.done_reply)
 
     def _check_endstops(self, now: float) -> None:
-        if self.endstop_min is None:
-            return
-        for axis, motion in enumerate(self._motions):
-            if round(motion.now(now)) <= self.endstop_min and self._reported(axis, now) != 0:
-                self._endstop_hit(axis, -1, now)
+        for axis in self._blocked:
+            self._endstop_hit(axis, -1, now)
+        self._blocked = []
 
     def _next_home_phase(self, now: float) -> None:
         if self._home_phase == "seek":
@@ -315,13 +316,16 @@ class SangaboardEmulator(PtyEmulator):
         self._notify = False
         self._homing = []
         self.energised = False
-        self._offsets = [round(m.now(now)) - s for m, s in zip(self._motions, self._saved)]
+        self._offsets = [
+            round(m.now(now)) - s for m, s in zip(self._motions, self._saved, strict=True)
+        ]
         self._say(self.version_reply)
 
     def _halt(self, now: float) -> None:
         for motion in self._motions:
             motion.halt(now)
         self._half_way = None
+        self._blocked = []
 
     def _record(self) -> None:
         if self._move_start is not None:

@@ -110,7 +110,7 @@ class GrblDriver:
         state, position = self.status(deadline)
         if self._stopped.is_set():
             raise RailError("move stopped on request")
-        if state != "Idle" or abs(position * 1000.0 - target_um) > 0.5:
+        if state != "Idle" or abs(position * 1000.0 - target_um) > self._tolerance_um():
             raise RailError(
                 f"GRBL reports {state} at {position * 1000.0:.1f} um after a move to "
                 f"{target_um:.1f} um: check the rail for stalls, then re-zero"
@@ -144,6 +144,12 @@ class GrblDriver:
             self._send("$SLP")
 
     # -- GRBL specifics ------------------------------------------------------------------------
+
+    def _tolerance_um(self) -> float:
+        """Half a motor step (GRBL stops on whole steps) plus the report's 1 um resolution."""
+        steps_per_mm = self.settings.get(100 + self._index, 0.0)
+        half_step = 500.0 / steps_per_mm if steps_per_mm > 0 else 0.0
+        return half_step + 1.0
 
     def unlock(self) -> None:
         """Leave the Alarm state ($X) after the cause has been cleared."""
