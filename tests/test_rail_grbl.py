@@ -199,3 +199,38 @@ def test_targets_between_motor_steps_are_reached_within_a_step(
     """$102=250 steps/mm: a step is 4 um, so 1001 um is reached as 1000 um, not an error."""
     driver.move_to(1001.0, timeout_s=5.0)
     assert driver.position_um() == pytest.approx(1000.0, abs=0.01)
+
+
+def test_rail_settles_after_the_move(driver: GrblDriver) -> None:
+    rail = Rail(driver, MotionSettings(settle_s=0.3, speed_um_s=FAST * 1000))
+    start = time.monotonic()
+    rail.move_to(200.0)
+    assert time.monotonic() - start >= 0.3 + 0.2 / FAST
+
+
+def test_rail_stop_from_another_thread(driver: GrblDriver) -> None:
+    driver.speed_mm_s = 2.0
+    rail = Rail(driver, MotionSettings(backlash_um=100.0, speed_um_s=2000.0))
+    threading.Timer(0.3, rail.stop).start()
+    with pytest.raises(RailError, match="stopped"):
+        rail.move_to(6000.0)
+
+
+def test_rail_wait_is_bounded_by_the_move_length(
+    driver: GrblDriver, emulator: GrblEmulator
+) -> None:
+    rail = Rail(driver, MotionSettings(speed_um_s=FAST * 1000, timeout_margin_s=0.5))
+    emulator.faults.no_reply = True
+    bound = rail.timeout_for(1000.0)
+    start = time.monotonic()
+    with pytest.raises(RailError):
+        rail.move_to(1000.0)
+    assert time.monotonic() - start < bound + 2.5  # + the position query's own 2 s bound
+
+
+def test_energise_off_sleeps_and_on_wakes(driver: GrblDriver, emulator: GrblEmulator) -> None:
+    driver.energise(False)
+    assert emulator.state == "Sleep"
+    driver.energise(True)
+    assert emulator.state == "Idle"
+    driver.move_to(100.0, 5.0)
