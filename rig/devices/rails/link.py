@@ -26,6 +26,7 @@ class SerialLink:
         self._write_lock = threading.Lock()
 
     def open(self) -> None:
+        self.close()  # reconnecting: never leave the previous handle open
         try:
             self._serial = serial.serial_for_url(
                 self.port, baudrate=self.baudrate, timeout=0.02, write_timeout=2.0
