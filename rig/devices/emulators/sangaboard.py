@@ -15,10 +15,13 @@ for what the docs leave open):
   ``home_min <mask>`` (seek the min switch, call it 0, back off ``home_retreat_steps``, reply
   ``done.``). A move reaching the switch stops there, prints ``Endstop hit:-<axis>`` and calls
   that position 0, then completes like any move.
-- Faults: ``error_next`` -> the next command answers ``Error: command is <command>`` (the v0.3
+- Faults: ``stray_before[command] = line`` (own to this emulator) -> that line (a late
+  reply to something earlier) arrives just before the answer to ``command``, once;
+  ``error_next`` -> the next command answers ``Error: command is <command>`` (the v0.3
   wording); ``alarm_mid_move`` -> the next move meets an endstop halfway (as above);
   ``reset_mid_move`` -> halfway the board restarts: motion stops, the position reverts to the
-  one saved at the last ``zero`` and the start-up line (the version) is printed.
+  one saved at the last ``zero``, and the start-up line (the version) is printed;
+  ``disconnect_after_s`` counts from the next move's start.
 """
 
 from __future__ import annotations
@@ -73,6 +76,10 @@ class SangaboardEmulator(PtyEmulator):
         self.blocking = blocking
         self.endstop_min = endstop_min  # physical position of the min switches; None: no module
         self.home_retreat_steps = home_retreat_steps
+        self.endstops_line = "Endstops: min soft"  # what list_modules says of the module
+        # Fault: {command: line}, that line (a late reply) comes just before that command's
+        # answer, once.
+        self.stray_before: dict[str, str] = {}
         self.moves: list[CompletedMove] = []
         self.energised = False
         self._motions = [Motion(speed=steps_per_s) for _ in range(AXES)]
@@ -154,8 +161,12 @@ class SangaboardEmulator(PtyEmulator):
         return table
 
     def _handle(self, line: str) -> None:
-        if not line:
+        if not line:  # an empty line matches no command prefix on the firmware either
+            self._say(UNKNOWN_REPLY)
             return
+        stray = self.stray_before.pop(line.split()[0], None)
+        if stray is not None:
+            self._say(stray)
         if self.faults.error_next is not None:
             self.faults.error_next = None
             self._say(f"Error: command is {line.split()[0]}")
@@ -168,7 +179,7 @@ class SangaboardEmulator(PtyEmulator):
 
     def _list_modules(self, _: str) -> None:
         if self.endstop_min is not None:
-            self._say("Endstops: min soft")
+            self._say(self.endstops_line)
         self._say("--END--")
 
     def _move_axis(self, axis: int, args: str) -> None:

@@ -20,6 +20,7 @@ import contextlib
 import re
 import threading
 import time
+from typing import overload
 
 from rig.devices.rails.link import SerialLink
 from rig.errors import RailError
@@ -27,13 +28,15 @@ from rig.errors import RailError
 VERSION_RE = re.compile(r"Sangaboard Firmware v(\d+(\.\d+)+)")
 POSITION_RE = re.compile(r"(-?\d+) (-?\d+) (-?\d+)")
 MOVING_RE = re.compile(r"true|false")
+BOARD_RE = re.compile(r"(?!Sangaboard Firmware).+")  # a late start-up line is not the board
+BLOCKING_RE = re.compile(r"blocking_moves (true|false)")
 ZEROED_RE = re.compile(r"position reset to 0 0 0")
 RELEASED_RE = re.compile(r"motors released|done\.?")  # v1 source prints "done"
 DONE_RE = re.compile(r"done\.?")
 FINISHED = ("done.", "done", "stopped")
 ABORTED = "Move aborted"
 ENDSTOP_HIT = "Endstop hit"
-REFUSALS = ("Bad command", "Type 'help'", "Invalid command", "not installed")
+REFUSALS = ("Bad command", "Type 'help'", "Invalid command")  # v0.3 and v1 unknown command
 AXES = "xyz"
 SUPPORTED = ((0, 5), (2,))  # firmware v0.5 up to, not including, v2
 QUERY_PAUSE_S = 0.001  # pysangaboard's pause before flushing input and asking
@@ -103,6 +106,8 @@ class SangaboardDriver:
         self._reached = None
         target = round(target_um * self.steps_per_um)
         delta = target - self._steps()
+        if self._stop_requested.is_set():
+            raise self._stopped()  # a stop that came while the position was asked for
         if delta:
             command = f"mr{self.axis} {delta}"
             self._send(command)
@@ -126,8 +131,11 @@ class SangaboardDriver:
 
     def home(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        if not self._has_endstops():
+        module = self._endstops_module()
+        if module is None:
             raise RailError("this Sangaboard has no endstops module: set zero by hand instead")
+        if "min" not in module:
+            raise RailError(f"this Sangaboard has no min endstops ({module!r}): set zero by hand")
         self._stop_requested.clear()
         self._reached = None
         command = f"home_min {1 << self._index}"
@@ -144,7 +152,9 @@ class SangaboardDriver:
 
     def _identify(self) -> str:
         self._send("version")
-        line = self._expect_line(time.monotonic() + self.reply_timeout_s, "version")
+        deadline = time.monotonic() + self.reply_timeout_s
+        while _is_late(line := self._expect_line(deadline, "version")):
+            pass  # e.g. the end of a move made before this program started
         match = VERSION_RE.search(line)
         if match is None:
             raise RailError(
@@ -161,24 +171,26 @@ class SangaboardDriver:
 
     def _board(self) -> str | None:
         """The board's name; None where the firmware has no ``board`` command."""
-        self._send("board")
-        line = self._expect_line(time.monotonic() + self.reply_timeout_s, "board")
-        return None if _is_refusal(line) else line
+        match = self._query("board", BOARD_RE, refusal_ok=True)
+        return None if match is None else match.group(0)
 
     def _ensure_blocking_moves(self) -> None:
         """The setting lives in EEPROM: another program may have turned blocking moves off."""
-        self._send("blocking_moves?")
-        line = self._expect_line(time.monotonic() + self.reply_timeout_s, "blocking_moves?")
-        if line.endswith("false"):
+        match = self._query("blocking_moves?", BLOCKING_RE, refusal_ok=True)
+        if match is not None and match.group(1) == "false":
             self._query("blocking_moves true", DONE_RE)
 
-    def _has_endstops(self) -> bool:
+    def _endstops_module(self) -> str | None:
+        """The ``Endstops: ...`` line of ``list_modules`` (e.g. "Endstops: min soft")."""
         self._send("list_modules")
         deadline = time.monotonic() + self.reply_timeout_s
-        lines = []
+        found = None
         while (line := self._expect_line(deadline, "list_modules")) != "--END--":
-            lines.append(line)
-        return any("endstop" in line.lower() for line in lines)
+            if _is_refusal(line):
+                return None  # firmware from before modules
+            if "endstop" in line.lower():
+                found = line
+        return found
 
     # -- moving --------------------------------------------------------------------------------
 
@@ -211,6 +223,7 @@ class SangaboardDriver:
         while True:
             now = time.monotonic()
             if self._stop_requested.is_set() and now >= self._stop_at + STOP_GRACE_S:
+                self._halt()  # the first stop was not confirmed: say it again
                 raise self._stopped()
             if now >= deadline:
                 self._halt()
@@ -269,13 +282,28 @@ class SangaboardDriver:
         self._link.reset_input()
         self._link.write(command.encode("ascii") + b"\n")
 
-    def _query(self, command: str, answer: re.Pattern[str]) -> re.Match[str]:
-        """Send ``command`` and return its answer; stray lines (late replies) are skipped."""
+    @overload
+    def _query(self, command: str, answer: re.Pattern[str]) -> re.Match[str]: ...
+
+    @overload
+    def _query(
+        self, command: str, answer: re.Pattern[str], *, refusal_ok: bool
+    ) -> re.Match[str] | None: ...
+
+    def _query(
+        self, command: str, answer: re.Pattern[str], *, refusal_ok: bool = False
+    ) -> re.Match[str] | None:
+        """Send ``command`` and return its answer; stray lines (late replies) are skipped.
+
+        A refusal raises, or gives None with ``refusal_ok`` (commands older firmware lacks).
+        """
         self._send(command)
         deadline = time.monotonic() + self.reply_timeout_s
         while True:
             line = self._expect_line(deadline, command)
             if _is_refusal(line):
+                if refusal_ok:
+                    return None
                 raise _refused(command, line)
             match = answer.fullmatch(line)
             if match is not None:
@@ -309,8 +337,14 @@ class SangaboardDriver:
         return raw.strip()
 
 
+def _is_late(line: str) -> bool:
+    """Lines that only ever come at the end of a move."""
+    return line in FINISHED or line == ABORTED or line.startswith(ENDSTOP_HIT)
+
+
 def _is_refusal(line: str) -> bool:
-    return "error" in line.lower() or line.startswith(REFUSALS) or REFUSALS[-1] in line
+    """Errors and refusals of every firmware version (e.g. "Min endstops not installed")."""
+    return "error" in line.lower() or "not installed" in line or line.startswith(REFUSALS)
 
 
 def _refused(command: str, line: str) -> RailError:
