@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -49,21 +48,27 @@ def test_bad_port_and_missing_options_are_clear(capsys: pytest.CaptureFixture[st
     assert "steps per mm" in capsys.readouterr().err
 
 
-def test_sim_rail_prints_a_path_that_works(tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", ["grbl", "marlin", "sangaboard", "tic"])
+def test_sim_rail_prints_a_path_that_works(protocol: str) -> None:
     proc = subprocess.Popen(
-        [*STACKRIG, "sim-rail", "--protocol", "grbl"], stdout=subprocess.PIPE, text=True
+        [*STACKRIG, "sim-rail", "--protocol", protocol], stdout=subprocess.PIPE, text=True
     )
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
         path = first.split()[-1]
         assert path.startswith("/dev/")
-        run = subprocess.run(
-            [*STACKRIG, "rail", "--port", path, "--protocol", "grbl", "status"],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
+        rail = [*STACKRIG, "rail", "--port", path, "--protocol", protocol,
+                "--steps-per-mm", "1000", "--speed", "5"]  # fmt: skip
+        run = subprocess.run([*rail, "--backlash", "20", "move", "400"], capture_output=True,
+                             text=True, timeout=60)  # fmt: skip
         assert run.returncode == 0, run.stderr
-        assert "position: 0.0 um" in run.stdout
+        assert "position: 400.0 um" in run.stdout
+        found = subprocess.run(
+            [*STACKRIG, "rail", "probe", path], capture_output=True, text=True, timeout=60
+        )
+        assert found.returncode == 0, found.stderr
+        assert f": {protocol} (" in found.stdout
     finally:
         proc.send_signal(signal.SIGINT)
         start = time.monotonic()

@@ -31,7 +31,9 @@ class FocusDriver(Protocol):
         ...
 
     def jog(self, delta_um: float) -> None:
-        """Start a relative move and return at once (interactive focusing)."""
+        """A relative move for interactive focusing: returns at once where the firmware can
+        queue it (GRBL, Marlin, Tic); the Sangaboard only moves blocking, so there it returns
+        when the (short) jog has finished."""
         ...
 
     def stop(self) -> None:

@@ -40,7 +40,7 @@ def make_driver(
         return SangaboardDriver(port, steps_per_mm=steps_per_mm)
     from rig.devices.rails.tic import TicDriver
 
-    return TicDriver(port, steps_per_mm=steps_per_mm)
+    return TicDriver(port, steps_per_mm=steps_per_mm, max_speed_steps_s=speed_mm_s * steps_per_mm)
 
 
 def make_emulator(protocol: str) -> PtyEmulator:
