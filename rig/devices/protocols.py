@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 
@@ -78,3 +79,18 @@ class FocusAxis(Protocol):
     def home(self) -> None: ...
 
     def energise(self, on: bool) -> None: ...
+
+
+@runtime_checkable
+class Camera(Protocol):
+    """A camera as the capture session uses it (python-gphoto2 behind it)."""
+
+    def connect(self) -> str:
+        """Open the camera; return its model (and port)."""
+        ...
+
+    def close(self) -> None: ...
+
+    def capture(self, folder: Path) -> list[Path]:
+        """Shoot one frame; every file it produced (RAW+JPEG), complete and fsync'd."""
+        ...
