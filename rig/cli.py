@@ -228,11 +228,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_USAGE
     from rig.errors import RigError
+    from rig.logs import setup_logging
     from stacking.errors import StackingError
 
+    log = setup_logging()
+    log.info("stackrig %s", " ".join(sys.argv[1:] if argv is None else argv))
     try:
         return int(args.handler(args))
     except (StackingError, RigError) as exc:
+        log.error("%s", exc)
         return _fail(str(exc))
     except KeyboardInterrupt:
         print("\nstackrig: interrupted; nothing was written", file=sys.stderr)

@@ -63,6 +63,14 @@ def scene() -> np.ndarray:
     return textured_scene()
 
 
+@pytest.fixture(autouse=True)
+def _private_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keep logs, profiles and captures of every test out of the user's real folders."""
+    monkeypatch.setenv("STACKRIG_HOME", str(tmp_path_factory.mktemp("home")))
+
+
 def expose(encoded: np.ndarray, gain: float | np.ndarray) -> np.ndarray:
     """Change exposure the way a camera does: a gain on linear light, then sRGB encoding."""
     x = np.clip(encoded, 0, 1).astype(np.float64)
