@@ -9,6 +9,19 @@ import serial
 
 from rig.errors import RailError
 
+try:
+    import termios
+
+    # A tty that vanished mid-call raises termios.error, which is not an OSError.
+    _LINK_ERRORS: tuple[type[Exception], ...] = (
+        serial.SerialException,
+        OSError,
+        TypeError,  # pyserial's read on a closed fd
+        termios.error,
+    )
+except ImportError:  # not POSIX
+    _LINK_ERRORS = (serial.SerialException, OSError, TypeError)
+
 
 class SerialLink:
     """pyserial port with line reads against a deadline and thread-safe writes.
@@ -52,7 +65,7 @@ class SerialLink:
         port = self._require()
         try:
             port.reset_input_buffer()
-        except (serial.SerialException, OSError) as exc:
+        except _LINK_ERRORS as exc:
             raise self._lost(exc) from exc
 
     def write(self, data: bytes) -> None:
@@ -61,7 +74,7 @@ class SerialLink:
             try:
                 port.write(data)
                 port.flush()
-            except (serial.SerialException, OSError) as exc:
+            except _LINK_ERRORS as exc:
                 raise self._lost(exc) from exc
 
     def read_line(self, deadline: float, what: str) -> str:
@@ -81,7 +94,7 @@ class SerialLink:
                 )
             try:
                 chunk = port.read(port.in_waiting or 1)
-            except (serial.SerialException, OSError, TypeError) as exc:
+            except _LINK_ERRORS as exc:
                 raise self._lost(exc) from exc
             if chunk:
                 self._buffer.extend(chunk)
@@ -97,7 +110,7 @@ class SerialLink:
                 )
             try:
                 chunk = port.read(count - len(self._buffer))
-            except (serial.SerialException, OSError, TypeError) as exc:
+            except _LINK_ERRORS as exc:
                 raise self._lost(exc) from exc
             self._buffer.extend(chunk)
         data = bytes(self._buffer[:count])
