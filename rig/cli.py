@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rig import rail_cli
+from rig import camera_cli, rail_cli
 from rig.progress import Progress
 from rig.tuning import tune_process
 
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_stack(commands)
     rail_cli.add_commands(commands)
+    camera_cli.add_commands(commands)
     return parser
 
 

@@ -1,0 +1,122 @@
+"""Run one virtual-camera scenario in a fresh process and print its findings as JSON.
+
+Usage: VCAMERADIR=<folder with a JPEG> python camera_child.py SCENARIO TMPDIR
+
+A fresh process per scenario because libgphoto2's virtual camera reads VCAMERADIR when gphoto2
+is imported and allows only about 26 captures per process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+if "VCAMERADIR" not in os.environ:
+    sys.exit("set VCAMERADIR before running this script")
+
+from rig.devices.camera_worker import CameraWorker
+from rig.devices.gphoto import GPhotoCamera, list_cameras
+from rig.errors import CameraError
+
+
+def _error(fn: Callable[[], object]) -> str | None:
+    try:
+        fn()
+    except CameraError as exc:
+        return str(exc)
+    return None
+
+
+def detect(camera: GPhotoCamera, tmp: Path) -> dict[str, Any]:
+    summary = camera.summary()
+    return {
+        "cameras": [[c.model, c.port] for c in list_cameras()],
+        "summary": summary.__dict__,
+        "keys": camera.config_keys(),
+        "vibration": camera.vibration_controls(),
+    }
+
+
+def config(camera: GPhotoCamera, tmp: Path) -> dict[str, Any]:
+    before = camera.get("aperture")  # an alias: the D750 calls it f-number
+    target = before.choices[-2]
+    camera.set("aperture", target)
+    after = camera.get("f-number")
+    camera.set("exposurecompensation", "-1")
+    return {
+        "before": before.__dict__,
+        "target": target,
+        "after": after.__dict__,
+        "bias": camera.get("exposurecompensation").value,
+        "unknown_error": _error(lambda: camera.get("fnumbr")),
+        "bad_value_error": _error(lambda: camera.set("f-number", "f/99")),
+        "readonly_error": _error(lambda: camera.set("imagesize", "1024x768")),
+    }
+
+
+def capture(camera: GPhotoCamera, tmp: Path) -> dict[str, Any]:
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: Any) -> None:  # records what was made durable (Linux: /proc names the fd)
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    os.fsync = fsync
+    times, paths = [], []
+    for _ in range(3):
+        start = time.perf_counter()
+        paths += camera.capture(tmp / "frames", delete_after=True)
+        times.append(time.perf_counter() - start)
+    os.fsync = real_fsync
+    return {"paths": [str(p) for p in paths], "seconds": times, "synced": synced}
+
+
+def store_full(camera: GPhotoCamera, tmp: Path) -> dict[str, Any]:
+    shots = 0
+    errors: list[str] = []
+    while len(errors) < 2 and shots < 60:  # the first failure and the one after it
+        try:
+            camera.capture(tmp / "frames")
+            shots += 1
+        except CameraError as exc:
+            errors.append(str(exc))
+    return {"shots": shots, "errors": errors}
+
+
+def preview(camera: GPhotoCamera, tmp: Path) -> dict[str, Any]:
+    return {"error": _error(camera.preview)}
+
+
+def worker(_: GPhotoCamera, tmp: Path) -> dict[str, Any]:
+    """The same capture, but through the worker thread that owns the camera."""
+    pool = CameraWorker(GPhotoCamera)
+    connected = pool.start()
+    paths = pool.call(GPhotoCamera.capture, tmp / "frames", timeout_s=20, what="capture")
+    model = pool.call(lambda cam: cam.summary().model, timeout_s=10)
+    pool.close()
+    return {"connected": connected, "paths": [str(p) for p in paths], "model": model}
+
+
+SCENARIOS = {f.__name__: f for f in (detect, config, capture, store_full, preview, worker)}
+
+
+def main() -> None:
+    scenario, tmp = SCENARIOS[sys.argv[1]], Path(sys.argv[2])
+    camera = GPhotoCamera()
+    if scenario is not worker:
+        camera.connect()
+    try:
+        result = scenario(camera, tmp)
+    finally:
+        camera.close()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

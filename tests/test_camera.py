@@ -1,0 +1,404 @@
+"""Camera control: libgphoto2's own virtual camera (in subprocesses) and fault paths (fakes).
+
+The virtual camera (an emulated Nikon DSC D750 behind the real PTP driver) needs VCAMERADIR set
+before gphoto2 is imported and serves about 26 captures per process, so every scenario runs
+tests/camera_child.py in a fresh interpreter. Faults it cannot produce come from a thin fake at
+the python-gphoto2 boundary that raises real gphoto2.GPhoto2Error codes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import cv2
+import gphoto2 as gp
+import numpy as np
+import pytest
+
+from rig.devices.camera_worker import CameraWorker
+from rig.devices.gphoto import (
+    CameraInfo,
+    GPhotoCamera,
+    camera_error,
+    choose,
+    safe_filename,
+)
+from rig.devices.protocols import Camera
+from rig.errors import CameraError
+
+REPO = Path(__file__).resolve().parents[1]
+CHILD = Path(__file__).with_name("camera_child.py")
+INFO = CameraInfo("Canon EOS 80D", "usb:002,007")
+VUSB = Path(gp.__file__).parent / "libgphoto2" / "vusb"
+LIB_VERSION = tuple(int(x) for x in gp.gp_library_version(gp.GP_VERSION_SHORT)[0].split(".")[:3])
+
+needs_vcamera = pytest.mark.skipif(
+    not VUSB.is_dir() or LIB_VERSION <= (2, 5, 30),
+    reason="python-gphoto2 wheel without libgphoto2's virtual camera (vusb, libgphoto2 > 2.5.30)",
+)
+
+
+# -- the virtual camera, one process per scenario --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served_jpeg(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the one JPEG the virtual camera serves for every capture."""
+    folder = tmp_path_factory.mktemp("vcamera")
+    img = np.zeros((120, 160, 3), np.uint8)
+    cv2.circle(img, (80, 60), 35, (40, 180, 250), -1)
+    cv2.putText(img, "stackrig", (20, 110), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1)
+    ok, data = cv2.imencode(".jpg", img)
+    assert ok
+    path = folder / "scene.jpg"
+    path.write_bytes(data.tobytes())
+    return path
+
+
+def run_child(scenario: str, served: Path, tmp_path: Path) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if k not in ("IOLIBS", "CAMLIBS")}
+    env.update(VCAMERADIR=str(served.parent), PYTHONPATH=str(REPO))
+    done = subprocess.run(
+        [sys.executable, str(CHILD), scenario, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+@needs_vcamera
+def test_detects_the_virtual_camera_and_summarises_it(served_jpeg: Path, tmp_path: Path) -> None:
+    out = run_child("detect", served_jpeg, tmp_path)
+    assert out["cameras"] == [["Nikon DSC D750", "usb:001,001"]]
+    summary = out["summary"]
+    assert summary["model"] == "Nikon DSC D750"
+    assert summary["battery"] == "50%"
+    assert summary["lens"] is None  # the virtual camera reports none
+    assert 0 < summary["storage_free_bytes"] <= summary["storage_total_bytes"]
+    assert {"f-number", "exposurecompensation", "imagesize", "capturetarget"} <= set(out["keys"])
+    assert out["vibration"] == []
+
+
+@needs_vcamera
+def test_config_round_trip_with_choices_read_from_the_camera(
+    served_jpeg: Path, tmp_path: Path
+) -> None:
+    out = run_child("config", served_jpeg, tmp_path)
+    assert out["before"]["name"] == "f-number"  # "aperture" resolved to the Nikon name
+    assert "f/8" in out["before"]["choices"] and out["before"]["type"] == "radio"
+    assert out["before"]["value"] != out["target"]
+    assert out["after"]["value"] == out["target"]
+    assert out["bias"] == "-1"
+    assert "did you mean f-number" in out["unknown_error"]
+    assert "f/99" in out["bad_value_error"] and "f/5.6, f/6.3" in out["bad_value_error"]
+    assert "read-only" in out["readonly_error"]
+
+
+@needs_vcamera
+def test_capture_downloads_the_served_bytes_durably(served_jpeg: Path, tmp_path: Path) -> None:
+    out = run_child("capture", served_jpeg, tmp_path)
+    paths = [Path(p) for p in out["paths"]]
+    assert len(paths) == 3 and len(set(paths)) == 3
+    for path in paths:
+        assert path.parent == tmp_path / "frames"
+        assert re.fullmatch(r"GPH_\d{4}\.JPG", path.name)
+        assert path.read_bytes() == served_jpeg.read_bytes()
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == sorted(p.name for p in paths)
+    synced = out["synced"]
+    assert sum(s.endswith(".part") for s in synced) == 3  # each file before its rename
+    assert synced.count(str(tmp_path / "frames")) == 3  # the folder after each rename
+    assert max(out["seconds"]) < 5
+
+
+@needs_vcamera
+def test_store_full_becomes_a_clear_error(served_jpeg: Path, tmp_path: Path) -> None:
+    out = run_child("store_full", served_jpeg, tmp_path)
+    assert 20 <= out["shots"] <= 40
+    first, then = out["errors"]
+    assert "full" in first and "Nikon DSC D750" in first
+    assert "full" in then  # the next trigger fails with a bare -1; it is still the full store
+
+
+@needs_vcamera
+def test_preview_is_reported_as_unsupported(served_jpeg: Path, tmp_path: Path) -> None:
+    out = run_child("preview", served_jpeg, tmp_path)
+    assert out["error"].startswith("live view is not supported by Nikon DSC D750")
+
+
+@needs_vcamera
+def test_the_worker_thread_owns_a_real_camera(served_jpeg: Path, tmp_path: Path) -> None:
+    out = run_child("worker", served_jpeg, tmp_path)
+    assert out["connected"] == "Nikon DSC D750 on usb:001,001"
+    assert out["model"] == "Nikon DSC D750"
+    assert Path(out["paths"][0]).read_bytes() == served_jpeg.read_bytes()
+
+
+# -- fault paths through a fake at the python-gphoto2 boundary -------------------------------
+
+
+class FakeGp:
+    """What GPhotoCamera uses of a gp.Camera; ``trigger_errors`` are raised first, in order."""
+
+    def __init__(self, *trigger_errors: int, names: tuple[str, ...] = ("IMG_0001.JPG",)) -> None:
+        self.trigger_errors = list(trigger_errors)
+        self.names = names
+        self.complete = True
+        self.events: list[tuple[int, object]] = []
+        self.triggers = 0
+        self.deleted: list[str] = []
+        self.closed = False
+        self.config: FakeWidget | None = None
+        self.sent: list[FakeWidget] = []
+
+    def trigger_capture(self) -> None:
+        self.triggers += 1
+        if self.trigger_errors:
+            raise gp.GPhoto2Error(self.trigger_errors.pop(0))
+        for name in self.names:
+            self.events.append((gp.GP_EVENT_FILE_ADDED, SimpleNamespace(folder="/dc", name=name)))
+        if self.complete:
+            self.events.append((gp.GP_EVENT_CAPTURE_COMPLETE, None))
+
+    def wait_for_event(self, timeout_ms: int) -> tuple[int, object]:
+        return self.events.pop(0) if self.events else (gp.GP_EVENT_TIMEOUT, None)
+
+    def file_get(self, folder: str, name: str, kind: int) -> SimpleNamespace:
+        return SimpleNamespace(get_data_and_size=lambda: f"data of {name}".encode())
+
+    def file_delete(self, folder: str, name: str) -> None:
+        self.deleted.append(name)
+
+    def exit(self) -> None:
+        self.closed = True
+
+    def get_config(self) -> FakeWidget | None:
+        return self.config
+
+    def set_config(self, root: FakeWidget) -> None:
+        self.sent.append(root)
+
+
+def fake_camera(*handles: FakeGp | int, **options: Any) -> GPhotoCamera:
+    """A GPhotoCamera whose opener hands out ``handles`` in turn (an int: raise that code)."""
+    queue = list(handles)
+
+    def opener(info: CameraInfo) -> FakeGp:
+        handle = queue.pop(0)
+        if isinstance(handle, int):
+            raise gp.GPhoto2Error(handle)
+        return handle
+
+    options.setdefault("busy_delays_s", (0.01, 0.02, 0.04))
+    return GPhotoCamera(detect=lambda: [INFO], opener=opener, **options)
+
+
+def test_gphoto_camera_is_a_camera() -> None:
+    assert isinstance(fake_camera(), Camera)
+
+
+def test_claimed_by_the_desktop_says_how_to_free_it() -> None:
+    camera = fake_camera(gp.GP_ERROR_IO_USB_CLAIM)
+    with pytest.raises(CameraError, match="gio mount -s gphoto2") as err:
+        camera.connect()
+    assert "gvfs" in str(err.value) and "replug" in str(err.value)
+
+
+def test_busy_is_retried_then_the_shot_succeeds(tmp_path: Path) -> None:
+    handle = FakeGp(gp.GP_ERROR_CAMERA_BUSY, gp.GP_ERROR_CAMERA_BUSY)
+    camera = fake_camera(handle)
+    camera.connect()
+    assert [p.name for p in camera.capture(tmp_path, delete_after=True)] == ["IMG_0001.JPG"]
+    assert handle.triggers == 3 and handle.deleted == ["IMG_0001.JPG"]
+    assert (tmp_path / "IMG_0001.JPG").read_bytes() == b"data of IMG_0001.JPG"
+
+
+def test_busy_forever_gives_up_with_advice(tmp_path: Path) -> None:
+    handle = FakeGp(*[gp.GP_ERROR_CAMERA_BUSY] * 10)
+    camera = fake_camera(handle)
+    camera.connect()
+    with pytest.raises(CameraError, match="stayed busy while triggering a capture"):
+        camera.capture(tmp_path)
+    assert handle.triggers == 4  # three retries with growing pauses, then the error
+
+
+@pytest.mark.parametrize(
+    ("code", "says"),
+    [
+        (gp.GP_ERROR_IO_USB_FIND, r"is gone .* reconnect"),
+        (gp.GP_ERROR_IO, r"is gone .* reconnect"),
+        (gp.GP_ERROR_TIMEOUT, r"did not answer in time .* retry"),
+    ],
+)
+def test_lost_camera_is_reconnected_on_the_next_call(tmp_path: Path, code: int, says: str) -> None:
+    first, second = FakeGp(code), FakeGp()
+    camera = fake_camera(first, second)
+    camera.connect()
+    with pytest.raises(CameraError, match=says):
+        camera.capture(tmp_path)
+    assert first.closed
+    assert [p.name for p in camera.capture(tmp_path)] == ["IMG_0001.JPG"]
+    assert second.triggers == 1
+
+
+def test_raw_and_jpeg_without_capture_complete_stop_when_quiet(tmp_path: Path) -> None:
+    handle = FakeGp(names=("IMG_0002.CR2", "IMG_0002.JPG"))
+    handle.complete = False  # Canon with a card target
+    camera = fake_camera(handle, quiet_s=0.2)
+    camera.connect()
+    start = time.monotonic()
+    saved = camera.capture(tmp_path)
+    assert [p.name for p in saved] == ["IMG_0002.CR2", "IMG_0002.JPG"]
+    assert time.monotonic() - start < 1.0
+
+
+def test_camera_file_names_cannot_escape_or_overwrite(tmp_path: Path) -> None:
+    assert safe_filename("../../etc/passwd") == "passwd"
+    assert safe_filename("..\\..\\boot.ini") == "boot.ini"
+    assert safe_filename("IMG\x00_1\x1b[2J.JPG") == "IMG__1__2J.JPG"
+    assert safe_filename("..") == "capture"
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "passwd").write_bytes(b"keep me")
+    camera = fake_camera(FakeGp(names=("../../etc/passwd",)))
+    camera.connect()
+    [saved] = camera.capture(folder)
+    assert saved == folder / "passwd-1"
+    assert (folder / "passwd").read_bytes() == b"keep me"
+    assert not list(folder.glob(".*.part"))
+
+
+def test_error_translation_names_the_fix() -> None:
+    def text(code: int) -> str:
+        return str(camera_error(gp.GPhoto2Error(code), "capturing", "Nikon Z6"))
+
+    assert "did not answer in time" in text(gp.GP_ERROR_TIMEOUT)
+    assert "card is full" in text(gp.GP_ERROR_NO_SPACE)
+    assert "is gone" in text(gp.GP_ERROR_IO) and "reconnect" in text(gp.GP_ERROR_MODEL_NOT_FOUND)
+    assert "[-1]" in text(gp.GP_ERROR)
+
+
+class FakeWidget:
+    """A leaf (or, with children, a window) of a libgphoto2 configuration tree."""
+
+    def __init__(self, name: str, kind: int, value: object = None, *children: FakeWidget) -> None:
+        self.name, self.kind, self.value, self.children = name, kind, value, children
+
+    def get_type(self) -> int:
+        return self.kind
+
+    def get_name(self) -> str:
+        return self.name
+
+    def get_label(self) -> str:
+        return self.name.title()
+
+    def get_value(self) -> object:
+        return self.value
+
+    def set_value(self, value: object) -> None:
+        self.value = value
+
+    def get_readonly(self) -> int:
+        return 0
+
+    def get_range(self) -> tuple[float, float, float]:
+        return (-32767.0, 32767.0, 1.0)
+
+    def count_children(self) -> int:
+        return len(self.children)
+
+    def get_child(self, i: int) -> FakeWidget:
+        return self.children[i]
+
+
+def test_range_and_toggle_settings_are_checked_and_converted() -> None:
+    drive = FakeWidget("manualfocusdrive", gp.GP_WIDGET_RANGE, 0.0)
+    lock = FakeWidget("mirrorlock", gp.GP_WIDGET_TOGGLE, 0)
+    handle = FakeGp()
+    handle.config = FakeWidget("main", gp.GP_WIDGET_WINDOW, None, drive, lock)
+    camera = fake_camera(handle)
+    camera.connect()
+    assert camera.get("manualfocusdrive").range == (-32767.0, 32767.0, 1.0)
+    camera.set("manualfocusdrive", "-200")
+    camera.set("mirrorlock", "on")
+    assert (drive.value, lock.value, len(handle.sent)) == (-200.0, 1, 2)
+    assert camera.vibration_controls() == ["mirrorlock"]
+    with pytest.raises(CameraError, match=r"takes -32767\.0 to 32767\.0"):
+        camera.set("manualfocusdrive", 40000)
+
+
+def test_choosing_among_several_cameras() -> None:
+    two = [INFO, CameraInfo("Nikon Z6", "usb:001,004")]
+    assert choose(two, "Nikon Z6", None).port == "usb:001,004"
+    with pytest.raises(CameraError, match=r"2 cameras match .*choose one"):
+        choose(two, None, None)
+    with pytest.raises(CameraError, match="no camera matches Sony"):
+        choose(two, "Sony", None)
+    with pytest.raises(CameraError, match="no camera found"):
+        choose([], None, None)
+
+
+# -- the worker thread ------------------------------------------------------------------------
+
+
+class Thing:
+    def __init__(self) -> None:
+        self.connects = 0
+
+    def connect(self) -> str:
+        self.connects += 1
+        return "thing"
+
+    def close(self) -> None:
+        pass
+
+
+def test_worker_runs_calls_on_its_own_thread_and_reraises() -> None:
+    worker = CameraWorker(Thing)
+    assert worker.start() == "thing"
+    name = worker.call(lambda cam, x: (threading.current_thread().name, x), 7, timeout_s=2)
+    assert name == ("camera", 7)
+
+    def fail(cam: Thing) -> None:
+        raise CameraError("no card")
+
+    with pytest.raises(CameraError, match="no card"):
+        worker.call(fail, timeout_s=2)
+    worker.close()
+
+
+def test_worker_watchdog_turns_a_hang_into_an_error_and_restart_recovers() -> None:
+    release = threading.Event()
+    made: list[Thing] = []
+
+    def make() -> Thing:
+        made.append(Thing())
+        return made[-1]
+
+    worker = CameraWorker(make)
+    worker.start()
+    start = time.monotonic()
+    with pytest.raises(CameraError, match=r"did not respond to capture within 0.2 s"):
+        worker.call(lambda cam: release.wait(), timeout_s=0.2, what="capture")
+    assert time.monotonic() - start < 1.0  # the caller is not frozen
+    assert worker.faulted
+    with pytest.raises(CameraError, match="stopped responding"):
+        worker.call(lambda cam: 1, timeout_s=1)
+    assert worker.restart() == "thing"
+    assert worker.call(lambda cam: cam is made[1], timeout_s=2)
+    release.set()  # let the abandoned thread end
+    worker.close()
