@@ -103,7 +103,13 @@ def worker(_: GPhotoCamera, tmp: Path) -> dict[str, Any]:
     return {"connected": connected, "paths": [str(p) for p in paths], "model": model}
 
 
-SCENARIOS = {f.__name__: f for f in (detect, config, capture, store_full, preview, worker)}
+def lens(camera: GPhotoCamera, tmp: Path) -> dict[str, Any]:
+    from rig.devices.camera_focus import lens_focus
+
+    return {"error": _error(lambda: lens_focus(camera).connect())}
+
+
+SCENARIOS = {f.__name__: f for f in (detect, config, capture, store_full, preview, worker, lens)}
 
 
 def main() -> None:

@@ -41,10 +41,18 @@ INFO = CameraInfo("Canon EOS 80D", "usb:002,007")
 VUSB = Path(gp.__file__).parent / "libgphoto2" / "vusb"
 LIB_VERSION = tuple(int(x) for x in gp.gp_library_version(gp.GP_VERSION_SHORT)[0].split(".")[:3])
 
-needs_vcamera = pytest.mark.skipif(
-    not VUSB.is_dir() or LIB_VERSION <= (2, 5, 30),
-    reason="python-gphoto2 wheel without libgphoto2's virtual camera (vusb, libgphoto2 > 2.5.30)",
-)
+
+@pytest.fixture
+def _vcamera_available() -> None:
+    """These tests need the virtual camera: a missing one is a broken install, not a skip."""
+    if not VUSB.is_dir() or LIB_VERSION <= (2, 5, 30):
+        pytest.fail(
+            "python-gphoto2 without libgphoto2's virtual camera (vusb, libgphoto2 > 2.5.30): "
+            "install the binary wheel from PyPI (pip install --only-binary :all: gphoto2)"
+        )
+
+
+needs_vcamera = pytest.mark.usefixtures("_vcamera_available")
 
 
 # -- the virtual camera, one process per scenario --------------------------------------------
@@ -402,3 +410,9 @@ def test_worker_watchdog_turns_a_hang_into_an_error_and_restart_recovers() -> No
     assert worker.call(lambda cam: cam is made[1], timeout_s=2)
     release.set()  # let the abandoned thread end
     worker.close()
+
+
+@needs_vcamera
+def test_lens_focus_on_a_camera_without_focus_control(served_jpeg: Path, tmp_path: Path) -> None:
+    out = run_child("lens", served_jpeg, tmp_path)
+    assert out["error"].startswith("Nikon DSC D750 offers no lens focus control through libgphoto2")
