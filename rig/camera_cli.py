@@ -9,6 +9,8 @@ from pathlib import Path
 
 ACTIONS = ("list", "summary", "config", "capture")
 SIMULATED_SCENE = Path(__file__).parent / "data" / "vcamera"
+CALL_TIMEOUT_S = 30.0
+CAPTURE_TIMEOUT_S = 90.0  # long exposures and slow downloads of large RAW files
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -47,6 +49,7 @@ def run_camera(args: argparse.Namespace) -> int:
         # libgphoto2 switches to its virtual USB camera when this is set before import.
         os.environ.setdefault("VCAMERADIR", str(SIMULATED_SCENE))
     from rig.devices import gphoto
+    from rig.devices.camera_worker import CameraWorker
 
     if args.action == "list":
         found = gphoto.list_cameras()
@@ -58,24 +61,34 @@ def run_camera(args: argparse.Namespace) -> int:
         for cam in found:
             print(f"{cam.model:32} {cam.port}")
         return 0
-    camera = gphoto.GPhotoCamera(model=args.model, port=args.port)
-    print(f"connected: {camera.connect()}")
+    # One thread owns the camera; a libgphoto2 call that hangs becomes an error, not a freeze.
+    worker = CameraWorker(lambda: gphoto.GPhotoCamera(model=args.model, port=args.port))
+    print(f"connected: {worker.start()}")
     try:
         if args.action == "summary":
-            _summary(camera)
+            worker.call(_summary, timeout_s=CALL_TIMEOUT_S, what="reading the summary")
         elif args.action == "config":
-            _config(camera, args.key, args.value)
+            worker.call(_config, args.key, args.value, timeout_s=CALL_TIMEOUT_S,
+                        what="reading or writing settings")  # fmt: skip
         else:
             args.output.mkdir(parents=True, exist_ok=True)
             start = time.perf_counter()
-            files = camera.capture(args.output, delete_after=args.delete)
+            files = worker.call(_capture, args.output, args.delete,
+                                timeout_s=CAPTURE_TIMEOUT_S, what="capturing")  # fmt: skip
             took = time.perf_counter() - start
             for path in files:
                 print(f"saved {path} ({path.stat().st_size} bytes)")
             print(f"capture + download took {took:.2f} s")
     finally:
-        camera.close()
+        worker.close()
     return 0
+
+
+def _capture(camera: object, folder: Path, delete: bool) -> list[Path]:
+    from rig.devices.gphoto import GPhotoCamera
+
+    assert isinstance(camera, GPhotoCamera)
+    return camera.capture(folder, delete_after=delete)
 
 
 def _summary(camera: object) -> None:
