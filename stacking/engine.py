@@ -113,7 +113,7 @@ class StackEngine:
         )
         self._aligner = align.IncrementalAligner(self._align_settings)
         self._fusion: accumulate.Fusion | None = None
-        self._reference: tuple[tuple[int, ...], np.dtype] | None = None
+        self._shape: tuple[int, ...] | None = None  # the reference frame sets it
         self._covered: np.ndarray | None = None  # uint8 mask every accepted frame covers
         self.reports: list[FrameReport] = []
 
@@ -188,10 +188,10 @@ class StackEngine:
     def _check_frame(self, pixels: np.ndarray) -> None:
         if pixels.ndim != 3 or pixels.shape[2] != 3:
             raise FrameMismatchError(f"expected an RGB frame (H x W x 3), got shape {pixels.shape}")
-        if self._reference is None:
-            self._reference = (pixels.shape, pixels.dtype)
+        if self._shape is None:
+            self._shape = pixels.shape
             return
-        shape, _ = self._reference
+        shape = self._shape
         if pixels.shape != shape:
             raise FrameMismatchError(
                 f"frame is {pixels.shape[1]}x{pixels.shape[0]} but the stack is "
