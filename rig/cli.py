@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rig import camera_cli, rail_cli
+from rig import camera_cli, profile_cli, rail_cli
 from rig.progress import Progress
 from rig.tuning import tune_process
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stack(commands)
     rail_cli.add_commands(commands)
     camera_cli.add_commands(commands)
+    profile_cli.add_commands(commands)
     return parser
 
 
