@@ -9,10 +9,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rig import camera_cli, profile_cli, rail_cli
 from rig.progress import Progress
 from rig.tuning import tune_process
+
+if TYPE_CHECKING:
+    from stacking.engine import StackSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -45,17 +49,21 @@ def _add_stack(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "-o", "--output", type=Path, required=True, help="result image (.tif, .png or .jpg)"
     )
-    p.add_argument("--method", choices=METHODS, default="pyramid", help="fusion (default pyramid)")
+    p.add_argument(
+        "--profile",
+        help="take the stacking settings from this rig profile; options given here override it",
+    )
+    p.add_argument("--method", choices=METHODS, default=None, help="fusion (default pyramid)")
     p.add_argument(
         "--align",
         choices=MODELS,
-        default="similarity",
+        default=None,
         help="alignment model (default similarity: rails change magnification)",
     )
     p.add_argument(
         "--focus-measure",
         choices=MEASURES,
-        default="laplacian",
+        default=None,
         help="focus measure (default laplacian)",
     )
     p.add_argument(
@@ -81,7 +89,7 @@ def _add_stack(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--sharpen",
         type=float,
-        default=0.0,
+        default=None,
         metavar="AMOUNT",
         help="unsharp-mask the result (e.g. 0.5; default off)",
     )
@@ -122,22 +130,13 @@ def _run_stack(args: argparse.Namespace) -> int:
 
     from rig import restack
     from stacking import io
-    from stacking.engine import StackSettings
 
     if args.threads is not None:
         if args.threads < 1:
             return _fail("--threads must be at least 1")
         cv2.setNumThreads(args.threads)
     try:
-        settings = StackSettings(
-            method=args.method,
-            align=args.align,
-            focus_measure=args.focus_measure,
-            window=args.window,
-            luminance_only=args.luminance_only,
-            crop=args.crop,
-            sharpen=args.sharpen,
-        )
+        settings = _stack_settings(args)
     except ValueError as exc:
         return _fail(str(exc))
     found = io.collect_inputs(args.inputs)
@@ -179,6 +178,25 @@ def _run_stack(args: argparse.Namespace) -> int:
             progress.close()
     _print_summary(outcome, len(found.images))
     return EXIT_OK
+
+
+def _stack_settings(args: argparse.Namespace) -> StackSettings:
+    """The profile's stacking settings (or the defaults), then every option given explicitly."""
+    from dataclasses import replace
+
+    from stacking.engine import StackSettings
+
+    base = StackSettings()
+    if args.profile:
+        from rig.profiles import find_profile, load_profile
+
+        base = load_profile(find_profile(args.profile)).stack_settings()
+    given = {
+        "method": args.method, "align": args.align, "focus_measure": args.focus_measure,
+        "window": args.window, "sharpen": args.sharpen,
+        "luminance_only": args.luminance_only or None, "crop": args.crop or None,
+    }  # fmt: skip
+    return replace(base, **{k: v for k, v in given.items() if v is not None})
 
 
 def _print_summary(outcome: object, given: int) -> None:

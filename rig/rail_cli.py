@@ -20,6 +20,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "'rail --port P --protocol X ACTION' with ACTION one of status, move UM, jog UM, "
         "zero, home, stop. Positions in micrometres.",
     )
+    rail.add_argument(
+        "--profile",
+        help="take the rail settings from this rig profile; options given here override it",
+    )
     rail.add_argument("--port", help="serial port, e.g. /dev/stackrig-rail or /dev/ttyACM0")
     rail.add_argument("--protocol", choices=PROTOCOLS, help="controller firmware")
     rail.add_argument(
@@ -31,14 +35,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     rail.add_argument(
         "--speed",
         type=float,
-        default=5.0,
+        default=None,
         metavar="MM_S",
         help="speed of moves in mm/s (default 5)",
     )
     rail.add_argument(
         "--backlash",
         type=float,
-        default=0.0,
+        default=None,
         metavar="UM",
         help="approach targets from below, overshooting by UM (default 0)",
     )
@@ -76,19 +80,49 @@ def run_rail(args: argparse.Namespace) -> int:
         return 0
     if args.action not in ACTIONS:
         return _usage(f"unknown rail action {args.action!r}: list, probe, {', '.join(ACTIONS)}")
-    if not args.port or not args.protocol:
-        return _usage("give --port and --protocol (find them with 'stackrig rail probe PORT')")
-    return _drive(args)
+    settings = _rail_settings(args)
+    if not settings.get("port") or not settings.get("protocol"):
+        return _usage(
+            "give --port and --protocol, or --profile (find the port and protocol with "
+            "'stackrig rail probe PORT')"
+        )
+    return _drive(args, settings)
 
 
-def _drive(args: argparse.Namespace) -> int:
+def _rail_settings(args: argparse.Namespace) -> dict[str, object]:
+    """The profile's [rail] values (if any), then every option given explicitly."""
+    values: dict[str, object] = {"speed_mm_s": 5.0, "backlash_um": 0.0}
+    if args.profile:
+        from rig.profiles import find_profile, load_profile, profile_to_dict
+
+        rail = profile_to_dict(load_profile(find_profile(args.profile))).get("rail", {})
+        values.update(rail if isinstance(rail, dict) else {})
+    given = {"port": args.port, "protocol": args.protocol, "steps_per_mm": args.steps_per_mm,
+             "speed_mm_s": args.speed, "backlash_um": args.backlash}  # fmt: skip
+    values.update({k: v for k, v in given.items() if v is not None})
+    return values
+
+
+def _drive(args: argparse.Namespace, values: dict[str, object]) -> int:
     from rig.devices.motion import MotionSettings, Rail
     from rig.devices.rails.registry import make_driver
 
+    speed = float(values["speed_mm_s"])  # type: ignore[arg-type]
+    steps = values.get("steps_per_mm")
     driver = make_driver(
-        args.protocol, args.port, steps_per_mm=args.steps_per_mm, speed_mm_s=args.speed
+        str(values["protocol"]),
+        str(values["port"]),
+        steps_per_mm=float(steps) if steps is not None else None,  # type: ignore[arg-type]
+        speed_mm_s=speed,
     )
-    rail = Rail(driver, MotionSettings(backlash_um=args.backlash, speed_um_s=args.speed * 1000))
+    motion = MotionSettings(
+        backlash_um=float(values["backlash_um"]),  # type: ignore[arg-type]
+        approach=str(values.get("approach", "positive")),
+        soft_min_um=values.get("soft_min_um"),  # type: ignore[arg-type]
+        soft_max_um=values.get("soft_max_um"),  # type: ignore[arg-type]
+        speed_um_s=speed * 1000,
+    )
+    rail = Rail(driver, motion)
     print(f"connected: {rail.connect()}")
     try:
         if args.action in ("move", "jog"):

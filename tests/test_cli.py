@@ -141,3 +141,18 @@ def test_all_frames_unreadable_fails_naming_them(
     err = capsys.readouterr().err
     assert "none of the 2 frames could be read" in err and "a.jpg" in err
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_profile_settings_with_explicit_overrides(frames: Path, tmp_path: Path) -> None:
+    profile = tmp_path / "weighted.toml"
+    profile.write_text(
+        'schema_version = 2\nname = "w"\n[stacking]\nmethod = "weighted"\nalign = "translation"\n'
+    )
+    out = tmp_path / "r.tif"
+    assert main(["stack", str(frames), "-o", str(out), "-q", "--profile", str(profile)]) == 0
+    used = json.loads((tmp_path / "r.stack.json").read_text())["settings"]
+    assert used["method"] == "weighted" and used["align"] == "translation"
+    args = ["stack", str(frames), "-o", str(out), "-q", "--profile", str(profile)]
+    assert main([*args, "--method", "depthmap"]) == 0
+    used = json.loads((tmp_path / "r.stack.json").read_text())["settings"]
+    assert used["method"] == "depthmap" and used["align"] == "translation"

@@ -90,3 +90,16 @@ def test_list_guesses_controllers_from_usb_ids(
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("/dev/ttyACM0") and "2341:0043" in out[0] and "GRBL" in out[0]
     assert "Pololu Tic T834" in out[1]
+
+
+def test_rail_takes_a_profile_and_overrides(
+    grbl: GrblEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # simulated.toml: grbl, backlash 50 um from below, soft limits 0..10000 um.
+    base = ["rail", "--profile", "simulated", "--port", grbl.path]
+    assert main([*base, "move", "2000"]) == 0
+    assert main([*base, "move", "1000"]) == 0  # from above: overshoot to 950, come back up
+    ends = [end for _, end in grbl.moves]
+    assert ends[-2:] == pytest.approx([0.95, 1.0], abs=0.004)  # GRBL stops on 4 um steps
+    assert main([*base, "move", "20000"]) == 1
+    assert "above the soft limit" in capsys.readouterr().err
