@@ -10,7 +10,6 @@ import copy
 import os
 import re
 import shutil
-import tempfile
 import tomllib
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -30,6 +29,8 @@ from rig.profile_schema import (
     parse_profile,
     profile_to_dict,
 )
+from stacking.errors import StackingError
+from stacking.io import atomic_write
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -185,29 +186,14 @@ def save_profile(profile: Profile, path: Path) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Temp file + fsync + os.replace, so a crash leaves either the old or the new file."""
+    """Keep the previous version as ``.bak``, then write atomically (old or new, never half)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.exists():
+        shutil.copy2(path, path.with_name(path.name + ".bak"))
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if path.exists():
-            shutil.copy2(path, path.with_name(path.name + ".bak"))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+    except StackingError as exc:
+        raise ProfileError(str(exc)) from exc
 
 
 # -- finding profiles ----------------------------------------------------------------------

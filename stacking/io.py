@@ -451,7 +451,7 @@ def write_image(
         "png": partial(_write_png, pixels=pixels, exif=exif, icc=icc),
         "jpeg": partial(_write_jpeg, pixels=pixels, exif=exif, icc=icc, quality=jpeg_quality),
     }
-    return _atomic_write(path, writers[fmt])
+    return atomic_write(path, writers[fmt])
 
 
 def _check_shape(path: Path, pixels: np.ndarray) -> np.ndarray:
@@ -598,7 +598,7 @@ def _write_jpeg(
 # Files
 
 
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
     """Write through a hidden temp file in the same folder, fsync it, then rename it into place.
 
     A crash or error leaves either the old file or the new one, never a partial file, and no
@@ -642,7 +642,7 @@ def write_json(path: str | Path, data: object) -> Path:
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     except (TypeError, ValueError) as exc:
         raise ImageWriteError(f"{path.name}: cannot be stored as JSON ({exc})") from exc
-    return _atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+    return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def read_json(path: str | Path) -> object:

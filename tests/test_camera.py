@@ -127,7 +127,7 @@ def test_capture_downloads_the_served_bytes_durably(served_jpeg: Path, tmp_path:
         assert path.read_bytes() == served_jpeg.read_bytes()
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == sorted(p.name for p in paths)
     synced = out["synced"]
-    assert sum(s.endswith(".part") for s in synced) == 3  # each file before its rename
+    assert sum(s.endswith(".tmp") for s in synced) == 3  # each file before its rename
     assert synced.count(str(tmp_path / "frames")) == 3  # the folder after each rename
     assert max(out["seconds"]) < 5
 

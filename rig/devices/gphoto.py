@@ -9,12 +9,9 @@ first imported: the gphoto2 package picks its USB back end at import time.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import logging
-import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +22,8 @@ from typing import Any
 import gphoto2 as gp
 
 from rig.errors import CameraError
+from stacking.errors import StackingError
+from stacking.io import atomic_write
 
 log = logging.getLogger("stackrig.camera")
 
@@ -200,34 +199,14 @@ def unique_path(folder: Path, name: str) -> Path:
     return target
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_durably(folder: Path, name: str, data: bytes | memoryview) -> Path:
-    """Write via a temp file, fsync it, rename it to a name not yet taken, fsync the folder."""
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".part")
+    """Write under a name not yet taken, via a temp file, fsync'd, renamed, folder fsync'd."""
+    # One thread writes into a capture folder, so the name chosen here stays free.
+    target = unique_path(folder, name)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private; photos are ordinary files
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # One thread writes into a capture folder, so the name chosen here stays free.
-        target = unique_path(folder, name)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return target
+        return atomic_write(target, lambda fh: fh.write(data))
+    except StackingError as exc:
+        raise CameraError(f"could not save {name} in {folder}: {exc}") from exc
 
 
 class GPhotoCamera:
