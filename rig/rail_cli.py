@@ -6,8 +6,12 @@ import argparse
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 from rig.devices.rails.registry import PROTOCOLS
+
+if TYPE_CHECKING:
+    from rig.profile_schema import Profile
 
 ACTIONS = ("status", "move", "jog", "zero", "home", "stop")
 
@@ -80,49 +84,39 @@ def run_rail(args: argparse.Namespace) -> int:
         return 0
     if args.action not in ACTIONS:
         return _usage(f"unknown rail action {args.action!r}: list, probe, {', '.join(ACTIONS)}")
-    settings = _rail_settings(args)
-    if not settings.get("port") or not settings.get("protocol"):
+    if not args.profile and not (args.port and args.protocol):
         return _usage(
             "give --port and --protocol, or --profile (find the port and protocol with "
             "'stackrig rail probe PORT')"
         )
-    return _drive(args, settings)
+    return _drive(args, _profile(args))
 
 
-def _rail_settings(args: argparse.Namespace) -> dict[str, object]:
-    """The profile's [rail] values (if any), then every option given explicitly."""
-    values: dict[str, object] = {"speed_mm_s": 5.0, "backlash_um": 0.0}
+def _profile(args: argparse.Namespace) -> Profile:
+    """The named profile (or a bare one), with every option given here taking precedence."""
+    from dataclasses import replace
+
+    from rig.profile_schema import Profile, RailSection
+
     if args.profile:
-        from rig.profiles import find_profile, load_profile, profile_to_dict
+        from rig.profiles import find_profile, load_profile
 
-        rail = profile_to_dict(load_profile(find_profile(args.profile))).get("rail", {})
-        values.update(rail if isinstance(rail, dict) else {})
+        profile = load_profile(find_profile(args.profile))
+    else:  # no profile: a plain rail, no settle, 5 mm/s
+        profile = Profile(name="command line", rail=RailSection(speed_mm_s=5.0, settle_s=0.0))
     given = {"port": args.port, "protocol": args.protocol, "steps_per_mm": args.steps_per_mm,
              "speed_mm_s": args.speed, "backlash_um": args.backlash}  # fmt: skip
-    values.update({k: v for k, v in given.items() if v is not None})
-    return values
+    rail = replace(profile.rail, **{k: v for k, v in given.items() if v is not None})
+    return replace(profile, rail=rail)
 
 
-def _drive(args: argparse.Namespace, values: dict[str, object]) -> int:
-    from rig.devices.motion import MotionSettings, Rail
+def _drive(args: argparse.Namespace, profile: Profile) -> int:
+    from rig.devices.motion import Rail
     from rig.devices.rails.registry import make_driver
 
-    speed = float(values["speed_mm_s"])  # type: ignore[arg-type]
-    steps = values.get("steps_per_mm")
-    driver = make_driver(
-        str(values["protocol"]),
-        str(values["port"]),
-        steps_per_mm=float(steps) if steps is not None else None,  # type: ignore[arg-type]
-        speed_mm_s=speed,
-    )
-    motion = MotionSettings(
-        backlash_um=float(values["backlash_um"]),  # type: ignore[arg-type]
-        approach=str(values.get("approach", "positive")),
-        soft_min_um=values.get("soft_min_um"),  # type: ignore[arg-type]
-        soft_max_um=values.get("soft_max_um"),  # type: ignore[arg-type]
-        speed_um_s=speed * 1000,
-    )
-    rail = Rail(driver, motion)
+    r = profile.rail
+    driver = make_driver(r.protocol, r.port, steps_per_mm=r.steps_per_mm, speed_mm_s=r.speed_mm_s)
+    rail = Rail(driver, profile.motion_settings())
     print(f"connected: {rail.connect()}")
     try:
         if args.action in ("move", "jog"):

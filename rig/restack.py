@@ -139,7 +139,7 @@ def run(job: RestackJob, on_frame: Callable[[FrameReport], None] | None = None) 
         report_path(job.output),
         {
             "output": output.name,
-            "settings": _settings_dict(job.settings),
+            "settings": asdict(job.settings),
             "crop": result.crop,
             "result_sharpness": result.sharpness,
             "inputs_mean_sharpness": inputs_sharpness,
@@ -159,7 +159,3 @@ def run(job: RestackJob, on_frame: Callable[[FrameReport], None] | None = None) 
         peak_rss_mib(),
         inputs_sharpness,
     )
-
-
-def _settings_dict(settings: StackSettings) -> dict[str, object]:
-    return asdict(settings)
