@@ -17,7 +17,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from rig.restack import read_ahead  # noqa: E402
+from rig.jobs.restack import read_ahead  # noqa: E402
 from stacking import io  # noqa: E402
 from stacking.engine import StackEngine, StackSettings  # noqa: E402
 from stacking.errors import ImageReadError  # noqa: E402

@@ -17,3 +17,11 @@ class CameraError(RigError):
 
 class ProfileError(RigError):
     """A rig profile that cannot be loaded or is not valid."""
+
+
+class OutputError(RigError):
+    """An output path that cannot or must not be written (checked before the work starts)."""
+
+
+class Interrupted(RigError):
+    """The operator pressed Ctrl-C; the message says what was and was not written."""

@@ -1,4 +1,4 @@
-"""Image and JSON files: the only module of ``stacking`` that reads or writes the disk.
+"""Image files: reading and writing pixels with their metadata (writes go through files.py).
 
 Pixels
     ``read_image`` returns H x W x 3 RGB arrays of dtype uint8 or uint16, *upright*: the EXIF/TIFF
@@ -29,16 +29,12 @@ What ``write_image`` carries
 from __future__ import annotations
 
 import io
-import json
 import logging
-import os
 import re
-import secrets
 import struct
 import unicodedata
 import zlib
 from collections.abc import Callable, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -49,9 +45,13 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from stacking.errors import ImageReadError, ImageWriteError, StackingError
+from stacking import files
+from stacking.errors import ImageReadError, ImageWriteError
+from stacking.settings import MAX_PIXELS, OUTPUT_FORMATS
 
 _log = logging.getLogger("stackrig.stacking.io")
+# Pillow only parses headers and writes here; the frame size limit is MAX_PIXELS, checked first.
+Image.MAX_IMAGE_PIXELS = None
 
 RAW_SUFFIXES: frozenset[str] = frozenset(
     {
@@ -63,7 +63,6 @@ RAW_SUFFIXES: frozenset[str] = frozenset(
 IMAGE_SUFFIXES: frozenset[str] = (
     frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"}) | RAW_SUFFIXES
 )
-_OUTPUT_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
 
 _EXIF_HEADER = b"Exif\x00\x00"
 _ORIENTATION = 0x0112
@@ -181,6 +180,7 @@ def read_image(path: str | Path) -> ImageFile:
         return _read_raw(path, data)
     kind = _sniff(path, data)
     _check_complete(path, data, kind)
+    check_size(path, _header_size(io.BytesIO(data)))
     meta = _tiff_metadata(data) if kind == "tiff" else _pillow_metadata(data)
     pixels = _decode(path, data, kind, meta.orientation)
     return ImageFile(
@@ -191,6 +191,43 @@ def read_image(path: str | Path) -> ImageFile:
         source=path,
         is_raw=False,
     )
+
+
+def image_size(path: str | Path) -> tuple[int, int] | None:
+    """(width, height) from the file's header, decoding no pixels; None for RAW or unreadable."""
+    path = Path(path)
+    if path.suffix.lower() in RAW_SUFFIXES:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            return _header_size(fh)
+    except OSError:
+        return None
+
+
+def check_size(path: Path, size: tuple[int, int] | None) -> None:
+    """Refuse a frame too large to stack before any time or memory is spent on it."""
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        w, h = size
+        raise ImageReadError(
+            path,
+            f"is {w}x{h} ({w * h / 1e6:.0f} MP); stackrig stacks frames of up to "
+            f"{MAX_PIXELS / 1e6:.0f} MP: scale the frames down or crop them first",
+        )
+
+
+def _header_size(fh: BinaryIO) -> tuple[int, int] | None:
+    try:
+        if fh.read(4) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            fh.seek(0)
+            with tifffile.TiffFile(fh) as tif:
+                page = tif.pages.first
+                return int(page.imagewidth), int(page.imagelength)
+        fh.seek(0)
+        with Image.open(fh) as im:  # parses the header only
+            return im.size
+    except Exception:  # unreadable headers are reported by the decoder, with its reason
+        return None
 
 
 def _read_file(path: Path) -> bytes:
@@ -414,7 +451,12 @@ def _read_raw(path: Path, data: bytes) -> ImageFile:
 # Writing
 
 
-def write_image(
+def write_image(path: str | Path, pixels: np.ndarray, **options: Any) -> Path:
+    """Write pixels atomically (see :func:`stage_image` for the options); return the path."""
+    return files.commit([stage_image(path, pixels, **options)])[0]
+
+
+def stage_image(
     path: str | Path,
     pixels: np.ndarray,
     *,
@@ -422,8 +464,8 @@ def write_image(
     exif: bytes | None = None,
     icc: bytes | None = None,
     jpeg_quality: int = 95,
-) -> Path:
-    """Write pixels atomically as TIFF, PNG or JPEG, chosen by the suffix; return the path.
+) -> files.Staged:
+    """Encode pixels as TIFF, PNG or JPEG (chosen by the suffix) into a staged temp file.
 
     pixels: H x W x 3 RGB or H x W gray; float in [0, 1] (clipped, NaN as 0), uint8 or uint16.
     bit_depth: 8 or 16 for TIFF and PNG; by default 8 for uint8 input and 16 otherwise. JPEG is
@@ -432,9 +474,9 @@ def write_image(
     and ICC each format carries.
     """
     path = Path(path)
-    fmt = _OUTPUT_FORMATS.get(path.suffix.lower())
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
     if fmt is None:
-        allowed = ", ".join(sorted(_OUTPUT_FORMATS))
+        allowed = ", ".join(sorted(OUTPUT_FORMATS))
         raise ImageWriteError(f"{path.name}: cannot write this file type; use one of {allowed}")
     if bit_depth not in (None, 8, 16):
         raise ImageWriteError(f"{path.name}: bit depth must be 8 or 16, not {bit_depth}")
@@ -451,7 +493,7 @@ def write_image(
         "png": partial(_write_png, pixels=pixels, exif=exif, icc=icc),
         "jpeg": partial(_write_jpeg, pixels=pixels, exif=exif, icc=icc, quality=jpeg_quality),
     }
-    return atomic_write(path, writers[fmt])
+    return files.stage(path, writers[fmt])
 
 
 def _check_shape(path: Path, pixels: np.ndarray) -> np.ndarray:
@@ -592,74 +634,3 @@ def _write_jpeg(
     if icc:
         options["icc_profile"] = icc
     Image.fromarray(pixels).save(fh, format="JPEG", **options)
-
-
-# ---------------------------------------------------------------------------------------------
-# Files
-
-
-def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
-    """Write through a hidden temp file in the same folder, fsync it, then rename it into place.
-
-    A crash or error leaves either the old file or the new one, never a partial file, and no
-    temp file behind. The temp name starts with a dot, so collect_inputs ignores it.
-    """
-    if not path.parent.is_dir():
-        raise ImageWriteError(f"{path.name}: folder {path.parent} does not exist; create it first")
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(temp, "xb") as fh:  # "x": never clobber; mode follows the umask, unlike mkstemp
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temp, path)
-    except OSError as exc:
-        temp.unlink(missing_ok=True)
-        raise ImageWriteError(f"{path.name}: cannot be written ({exc.strerror or exc})") from exc
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
-    return path
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX only: Windows cannot open a folder)."""
-    if os.name != "posix":
-        return
-    with suppress(OSError):  # some file systems refuse fsync on folders; the data is synced
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def write_json(path: str | Path, data: object) -> Path:
-    """Write data as UTF-8 JSON (indent 2) atomically; return the path."""
-    path = Path(path)
-    try:
-        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    except (TypeError, ValueError) as exc:
-        raise ImageWriteError(f"{path.name}: cannot be stored as JSON ({exc})") from exc
-    return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
-
-
-def read_json(path: str | Path) -> object:
-    """Read a UTF-8 JSON file; any problem raises StackingError naming the file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise StackingError(f"{path.name}: no such file") from exc
-    except UnicodeDecodeError as exc:
-        raise StackingError(f"{path.name}: not valid JSON (not UTF-8 text)") from exc
-    except OSError as exc:
-        raise StackingError(f"{path.name}: cannot be read ({exc.strerror or exc})") from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise StackingError(
-            f"{path.name}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-            "fix or replace the file"
-        ) from exc

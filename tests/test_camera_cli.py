@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rig.camera_cli import SIMULATED_SCENE
+from rig.cli.camera import SIMULATED_SCENE
 
 
 def _stackrig(*args: str) -> subprocess.CompletedProcess[str]:

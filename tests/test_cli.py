@@ -43,7 +43,7 @@ def test_stack_folder_writes_result_report_and_depth(
     assert "stacked 4 of 4 frames" in err and "s/frame" in err and "peak memory" in err
     result = io.read_image(out)
     assert result.pixels.shape == (288, 384, 3) and result.bit_depth == 8
-    report = json.loads((tmp_path / "result.stack.json").read_text())
+    report = json.loads((tmp_path / "result.tif.stack.json").read_text())
     assert [f["name"] for f in report["frames"]] == [
         "frame_1.jpg",
         "frame_2.jpg",
@@ -58,7 +58,7 @@ def test_stack_folder_writes_result_report_and_depth(
 def test_reuse_alignment_skips_estimation(frames: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.png"
     assert main(["stack", str(frames), "-o", str(out), "-q"]) == 0
-    first = json.loads((tmp_path / "r.stack.json").read_text())["frames"]
+    first = json.loads((tmp_path / "r.png.stack.json").read_text())["frames"]
     assert (
         main(
             [
@@ -74,7 +74,7 @@ def test_reuse_alignment_skips_estimation(frames: Path, tmp_path: Path) -> None:
         )
         == 0
     )
-    second = json.loads((tmp_path / "r.stack.json").read_text())["frames"]
+    second = json.loads((tmp_path / "r.png.stack.json").read_text())["frames"]
     assert all(f["method"] == "given" for f in second[1:])
     assert [f["transform"] for f in first] == [f["transform"] for f in second]
 
@@ -92,13 +92,19 @@ def test_corrupt_frame_skipped_by_name_or_stops_with_strict(
     assert not (tmp_path / "b.jpg").exists()
 
 
-def test_mismatched_sizes_fail_clearly(
+def test_a_frame_of_another_size_is_named_and_skipped(
     frames: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     img = cv2.imread(str(frames / "frame_2.jpg"))
     cv2.imwrite(str(frames / "frame_2.jpg"), cv2.resize(img, (300, 200)))
-    assert main(["stack", str(frames), "-o", str(tmp_path / "x.tif"), "-q"]) == 1
-    assert "same size" in capsys.readouterr().err
+    assert main(["stack", str(frames), "-o", str(tmp_path / "x.tif"), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "frame_2.jpg not used: frame is 300x200 but the stack is 384x288" in err
+    assert "stacked 3 of 4 frames" in err
+    assert main(["stack", str(frames), "-o", str(tmp_path / "y.tif"), "-q", "--strict"]) == 1
+    err = capsys.readouterr().err
+    assert "frame_2.jpg: frame is 300x200" in err and "same size" in err
+    assert not (tmp_path / "y.tif").exists() and not (tmp_path / "y.tif.stack.json").exists()
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -150,9 +156,9 @@ def test_profile_settings_with_explicit_overrides(frames: Path, tmp_path: Path) 
     )
     out = tmp_path / "r.tif"
     assert main(["stack", str(frames), "-o", str(out), "-q", "--profile", str(profile)]) == 0
-    used = json.loads((tmp_path / "r.stack.json").read_text())["settings"]
+    used = json.loads((tmp_path / "r.tif.stack.json").read_text())["settings"]
     assert used["method"] == "weighted" and used["align"] == "translation"
     args = ["stack", str(frames), "-o", str(out), "-q", "--profile", str(profile)]
     assert main([*args, "--method", "depthmap"]) == 0
-    used = json.loads((tmp_path / "r.stack.json").read_text())["settings"]
+    used = json.loads((tmp_path / "r.tif.stack.json").read_text())["settings"]
     assert used["method"] == "depthmap" and used["align"] == "translation"

@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image, ImageCms, ImageOps
 
+from stacking import files
 from stacking import io as sio
 from stacking.errors import ImageReadError, ImageWriteError, StackingError
 
@@ -593,7 +594,7 @@ def test_bad_write_arguments(
 def test_writes_leave_no_temp_files(tmp_path: Path) -> None:
     for name in ["a.tif", "b.png", "c.jpg", "d.json"]:
         if name.endswith(".json"):
-            sio.write_json(tmp_path / name, {"a": 1})
+            files.write_json(tmp_path / name, {"a": 1})
         else:
             sio.write_image(tmp_path / name, rgb8())
     sio.write_image(tmp_path / "a.tif", rgb16())  # overwrite in place
@@ -628,8 +629,8 @@ def test_failed_write_keeps_the_old_file(
 
 def test_json_round_trip(tmp_path: Path) -> None:
     data = {"frames": [1, 2, 3], "name": "Motte – 5×", "nested": {"ok": True, "none": None}}
-    path = sio.write_json(tmp_path / "meta.json", data)
-    assert sio.read_json(path) == data
+    path = files.write_json(tmp_path / "meta.json", data)
+    assert files.read_json(path) == data
     text = path.read_text(encoding="utf-8")
     assert text.endswith("\n") and '\n  "frames"' in text and "Motte – 5×" in text
     assert json.loads(text) == data
@@ -638,15 +639,15 @@ def test_json_round_trip(tmp_path: Path) -> None:
 def test_bad_json_names_file_and_place(tmp_path: Path) -> None:
     write(tmp_path / "meta.json", b'{\n  "a": 1,\n  oops\n}')
     with pytest.raises(StackingError, match=r"meta\.json: not valid JSON \(line 3"):
-        sio.read_json(tmp_path / "meta.json")
+        files.read_json(tmp_path / "meta.json")
     write(tmp_path / "latin.json", '{"a": "é"}'.encode("latin-1"))
     with pytest.raises(StackingError, match="not valid JSON"):
-        sio.read_json(tmp_path / "latin.json")
+        files.read_json(tmp_path / "latin.json")
     with pytest.raises(StackingError, match="no such file"):
-        sio.read_json(tmp_path / "gone.json")
+        files.read_json(tmp_path / "gone.json")
 
 
 def test_unserialisable_json_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ImageWriteError, match="JSON"):
-        sio.write_json(tmp_path / "x.json", {"a": object()})
+        files.write_json(tmp_path / "x.json", {"a": object()})
     assert listing(tmp_path) == []

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rig import profile_cli
+from rig.cli import profile as profile_cli
 from rig.errors import ProfileError
 from rig.profiles import load_profile, shipped_dir, user_dir
 

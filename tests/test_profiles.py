@@ -13,7 +13,6 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rig import profile_schema
 from rig.errors import ProfileError
 from rig.profiles import (
     Profile,
@@ -27,6 +26,7 @@ from rig.profiles import (
     with_overrides,
     write_session_copy,
 )
+from rig.profiles import schema as profile_schema
 
 SHIPPED = sorted(shipped_dir().glob("*.toml"))
 GOOD = (shipped_dir() / "grbl-macro-mpe65.toml").read_text(encoding="utf-8")

@@ -44,7 +44,7 @@ def test_bad_port_and_missing_options_are_clear(capsys: pytest.CaptureFixture[st
     assert "not there" in capsys.readouterr().err
     assert main(["rail", "status"]) == 2
     assert "--port and --protocol" in capsys.readouterr().err
-    assert main(["rail", "--port", "x", "--protocol", "tic", "status"]) == 1
+    assert main(["rail", "--port", "x", "--protocol", "tic", "status"]) == 2
     assert "steps per mm" in capsys.readouterr().err
 
 

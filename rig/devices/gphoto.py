@@ -23,7 +23,7 @@ import gphoto2 as gp
 
 from rig.errors import CameraError
 from stacking.errors import StackingError
-from stacking.io import atomic_write
+from stacking.files import atomic_write
 
 log = logging.getLogger("stackrig.camera")
 

@@ -1,6 +1,6 @@
 """Saved rig profiles: load (with schema migration), save atomically, find by name, override.
 
-A profile is a TOML file; :mod:`rig.profile_schema` defines what it holds. User profiles live in
+A profile is a TOML file; :mod:`rig.profiles.schema` defines what it holds. User profiles live in
 ``config_dir()/profiles``; the examples shipped with stackrig in the repository's ``profiles/``.
 """
 
@@ -21,7 +21,7 @@ import tomli_w
 
 from rig import paths
 from rig.errors import ProfileError
-from rig.profile_schema import (
+from rig.profiles.schema import (
     SCHEMA_VERSION,
     Problems,
     Profile,
@@ -30,10 +30,11 @@ from rig.profile_schema import (
     profile_to_dict,
 )
 from stacking.errors import StackingError
-from stacking.io import atomic_write
+from stacking.files import atomic_write
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SUFFIX",
     "Entry",
     "Loaded",
     "Profile",
@@ -77,8 +78,8 @@ def user_dir() -> Path:
 
 def shipped_dir() -> Path:
     """The example profiles: packaged into the wheel, or the repository's profiles/ folder."""
-    packaged = Path(__file__).resolve().parent / "shipped_profiles"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "profiles"
+    packaged = Path(__file__).resolve().parents[1] / "shipped_profiles"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "profiles"
 
 
 def safe_name(name: str) -> str:
@@ -232,7 +233,9 @@ def user_path(name: str) -> Path:
 # -- for the rest of the program -----------------------------------------------------------
 
 
-def with_overrides(profile: Profile, overrides: Mapping[str, Any]) -> Profile:
+def with_overrides(
+    profile: Profile, overrides: Mapping[str, Any], source: str = "overrides"
+) -> Profile:
     """``profile`` with ``{"rail.speed_mm_s": 2.0, ...}`` applied, validated as a whole."""
     data = profile_to_dict(profile)
     for key, value in overrides.items():
@@ -243,7 +246,7 @@ def with_overrides(profile: Profile, overrides: Mapping[str, Any]) -> Profile:
             if not isinstance(table, dict):
                 raise ProfileError(f"override {key} = {value!r}: {section} is not a table")
         table[last] = value
-    return _from_dict(data, "overrides").profile
+    return _from_dict(data, source).profile
 
 
 def write_session_copy(profile: Profile, folder: Path) -> Path:

@@ -24,22 +24,23 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rig.errors import ProfileError
+from stacking.settings import MAX_SHARPEN, MAX_WINDOW, MIN_WINDOW
+from stacking.settings import MEASURES as FOCUS_MEASURES
+from stacking.settings import METHODS as STACK_METHODS
+from stacking.settings import MODELS as ALIGN_MODELS
 
 if TYPE_CHECKING:
     from rig.devices.motion import MotionSettings
-    from stacking.engine import StackSettings
+    from stacking.settings import StackSettings
 
 SCHEMA_VERSION = 2
 RAIL_PROTOCOLS = ("grbl", "marlin", "sangaboard", "tic", "lens")
 NEEDS_STEPS = ("sangaboard", "tic")  # their firmware counts steps, so stackrig converts
 SIDES = ("positive", "negative")
 PLAN_MODES = ("start_end", "start_count")
-# Kept literal (not imported from stacking) so loading a profile does not import OpenCV;
-# tests check these equal stacking's own tuples.
-STACK_METHODS = ("pyramid", "weighted", "depthmap")
-ALIGN_MODELS = ("none", "translation", "similarity", "affine", "homography")
-FOCUS_MEASURES = ("laplacian", "tenengrad", "sml")
 OUTPUTS = ("tiff", "jpeg", "depth_map")
+MAX_SPEED_MM_S = 200.0  # beyond any focus rail; a typo like 5000 must not reach the motor
+MAX_BACKLASH_UM = 5000.0
 FOLDER_FIELDS = ("profile", "date", "time")
 FILE_FIELDS = (*FOLDER_FIELDS, "n", "position_um")
 _SAMPLE = {"profile": "p", "date": "2026-01-01", "time": "120000", "n": 1, "position_um": 0.0}
@@ -54,6 +55,7 @@ class Check:
     choices: tuple[str, ...] = ()
     ge: float | None = None
     gt: float | None = None
+    le: float | None = None
     nonempty: bool = False
 
 
@@ -79,14 +81,14 @@ class CameraSection:
 class RailSection:
     protocol: str = spec("grbl", "str", choices=RAIL_PROTOCOLS)
     port: str = spec("/dev/stackrig-rail", "str", nonempty=True)  # unused for lens
-    steps_per_mm: float | None = spec(None, optional=True, gt=0)
-    speed_mm_s: float = spec(2.0, gt=0)
-    accel_mm_s2: float | None = spec(None, optional=True, gt=0)
-    backlash_um: float = spec(0.0, ge=0)
+    steps_per_mm: float | None = spec(None, optional=True, gt=0, le=1e6)
+    speed_mm_s: float = spec(2.0, gt=0, le=MAX_SPEED_MM_S)
+    accel_mm_s2: float | None = spec(None, optional=True, gt=0, le=1e5)
+    backlash_um: float = spec(0.0, ge=0, le=MAX_BACKLASH_UM)
     approach: str = spec("positive", "str", choices=SIDES)
     soft_min_um: float | None = spec(None, optional=True)
     soft_max_um: float | None = spec(None, optional=True)
-    settle_s: float = spec(0.5, ge=0)
+    settle_s: float = spec(0.5, ge=0, le=600)
     return_to_start: bool = spec(True, "bool")
     um_per_step: float | None = spec(None, optional=True, gt=0)  # lens only
     step_size: int = spec(1, "int", ge=1)  # lens only
@@ -115,7 +117,10 @@ class StackingSection:
     method: str = spec("pyramid", "str", choices=STACK_METHODS)
     align: str = spec("similarity", "str", choices=ALIGN_MODELS)
     focus_measure: str = spec("laplacian", "str", choices=FOCUS_MEASURES)
-    window_px: float | None = spec(None, optional=True, ge=3)  # None: 1.6 % of the diagonal
+    window_px: float | None = spec(None, optional=True, ge=MIN_WINDOW, le=MAX_WINDOW)  # None: auto
+    sharpen: float = spec(0.0, ge=0, le=MAX_SHARPEN)  # unsharp-mask amount of the result
+    luminance_only: bool = spec(False, "bool")  # fuse brightness, colour from the sharpest frame
+    crop: bool = spec(False, "bool")  # crop to the area every frame covers
     outputs: list[str] = field(default_factory=lambda: ["tiff"], metadata=_meta("outputs"))
 
 
@@ -163,11 +168,17 @@ class Profile:
         )
 
     def stack_settings(self) -> StackSettings:
-        from stacking.engine import StackSettings  # imports OpenCV: only when asked
+        from stacking.settings import StackSettings
 
         s = self.stacking
         return StackSettings(
-            method=s.method, align=s.align, focus_measure=s.focus_measure, window=s.window_px
+            method=s.method,
+            align=s.align,
+            focus_measure=s.focus_measure,
+            window=s.window_px,
+            sharpen=s.sharpen,
+            luminance_only=s.luminance_only,
+            crop=s.crop,
         )
 
 
@@ -311,6 +322,8 @@ def _number(check: Check, path: str, value: Any, problems: Problems) -> Any:
         problems.add(path, value, f"must be >= {check.ge:g}")
     elif check.gt is not None and number <= check.gt:
         problems.add(path, value, f"must be > {check.gt:g}")
+    elif check.le is not None and number > check.le:
+        problems.add(path, value, f"must be <= {check.le:g}")
     return number
 
 

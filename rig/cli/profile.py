@@ -1,4 +1,4 @@
-"""`stackrig profile ...`: list, show, create, copy, edit, validate, export and import profiles."""
+"""``stackrig profile ...``: list, show, new, copy, edit, validate, export, import profiles."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rig import profiles
+from rig.cli.common import UsageError, say
 from rig.errors import ProfileError
+from rig.outputs import check_folder_writable
 
 EDITORS = ("editor", "nano", "vi")  # tried in order when $EDITOR is not set
 
@@ -134,8 +136,14 @@ def _path(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    profiles.save_profile(_load(args.name)[1].profile, args.file)
-    print(f"wrote {args.file}")
+    target: Path = args.file
+    if target.is_dir():
+        raise UsageError(f"{target} is a folder; give a file name, e.g. {target / 'rig.toml'}")
+    if target.suffix != profiles.SUFFIX:
+        raise UsageError(f"{target}: give the file the {profiles.SUFFIX} extension")
+    check_folder_writable(target.parent if str(target.parent) else Path("."))
+    profiles.save_profile(_load(args.name)[1].profile, target)
+    say(f"wrote {target}")
     return 0
 
 
@@ -169,7 +177,16 @@ def _edit(args: argparse.Namespace) -> int:
 def _edit_loop(editor: list[str], draft: Path, path: Path, original: str) -> int:
     while True:
         _run_editor(editor, draft)
-        text = draft.read_text(encoding="utf-8")
+        try:
+            text = draft.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ProfileError(
+                f"the editor removed its copy ({draft}); {path} is unchanged: edit again"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProfileError(
+                f"{draft} cannot be read back ({exc}); {path} is unchanged"
+            ) from None
         if text == original:
             print(f"{path}: no changes")
             return 0

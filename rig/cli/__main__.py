@@ -1,0 +1,7 @@
+"""``python -m rig.cli``: the same as the ``stackrig`` command."""
+
+import sys
+
+from rig.cli import main
+
+sys.exit(main())
