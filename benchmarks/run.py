@@ -253,15 +253,18 @@ def speed_and_memory(
             method, f"{small['accepted']}/{small['frames']}", f"{ours:.2f}",
             f"{np.median(small['add_s']):.2f}", f"{max(small['add_s']):.2f}",
             f"{np.mean(small['wait_s']):.2f}", f"{small['last_frame_to_result_s']:.2f}",
-            f"{small['finalize_s']:.2f}", fmt(peer_s, ".2f"), fmt(ratio(peer_s, ours), ".1f"),
+            f"{small['finalize_s']:.2f}", f"{small.get('last_frame_to_files_s', 0):.2f}",
+            fmt(peer_s, ".2f"), fmt(ratio(peer_s, ours), ".1f"),
         ])  # fmt: skip
     headers = ["method", "used", "s/frame", "add median", "add max", "read wait",
-               "last frame -> result", "finalize", "enfuse s/frame", "enfuse/ours"]  # fmt: skip
+               "last frame -> result", "finalize", "-> files", "enfuse s/frame",
+               "enfuse/ours"]  # fmt: skip
     print(table(headers, rows))
     print("  s/frame: wall time from start to the last add() returning, / frames, with frames")
     print("  read ahead on a thread as `stackrig stack` does (so it includes reading);")
     print("  add median/max: engine time per frame; read wait: time add() waited for a frame;")
     print("  last frame -> result: the last frame decoded -> finalize() returning;")
+    print("  -> files: the last frame handled -> result and report written and fsync'd;")
     print("  enfuse s/frame: (align_image_stack + enfuse wall time) / frames; enfuse/ours > 1:")
     print("  ours is faster.")
 

@@ -72,6 +72,10 @@ def commit(staged: Iterable[Staged]) -> list[Path]:
         raise ImageWriteError(
             f"{items[len(done)].target.name}: cannot be written ({exc.strerror or exc})"
         ) from exc
+    except BaseException:  # interrupted: no temp file stays behind
+        for item in items[len(done) :]:
+            item.discard()
+        raise
     for folder in {p.parent for p in done}:
         fsync_folder(folder)
     return done

@@ -65,6 +65,7 @@ class StackOutcome:
     unusable: list[tuple[Path, str]]  # frames that could not be read or do not fit the stack
     seconds: float
     last_frame_to_result_s: float  # from the last frame handled to the outputs on disk
+    finalize_s: float  # of that, the engine's finalize (the rest is writing the files)
     peak_rss_mib: float
     inputs_sharpness: float
 
@@ -187,7 +188,9 @@ class StackingWorker:
             reasons = "; ".join(f"{p.name}: {why}" for p, why in unusable[:3]) or "no frames"
             verb = "read" if self._unreadable == len(unusable) else "used"
             raise NothingToStackError(f"none of the {handled} frames could be {verb} ({reasons})")
+        finalize_start = time.perf_counter()
         result = engine.finalize()
+        finalize_s = time.perf_counter() - finalize_start
         inputs_sharpness = float(np.mean([r.sharpness for r in result.accepted]))
         seconds = time.perf_counter() - started
         staged = self._stage(result, first, 16 if deep else 8, unusable, seconds, inputs_sharpness)
@@ -195,7 +198,12 @@ class StackingWorker:
             for item in staged:
                 item.discard()
             raise StackAborted("stopped before the result was written; nothing was written")
-        files.commit(staged)
+        try:
+            files.commit(staged)
+        except BaseException:
+            for item in staged:
+                item.discard()
+            raise
         self._written = True
         return StackOutcome(
             result,
@@ -203,6 +211,7 @@ class StackingWorker:
             unusable,
             seconds,
             time.perf_counter() - last_handled,
+            finalize_s,
             peak_rss_mib(),
             inputs_sharpness,
         )
