@@ -60,14 +60,14 @@ def entry(reports: list[FrameReport], **changes: Any) -> dict[str, Any]:
 def test_a_damaged_entry_names_the_frame_and_key(
     reports: list[FrameReport], changes: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(StackingError, match="r.stack.json: frame") as exc:
+    with pytest.raises(StackingError, match=r"r\.stack\.json: frame") as exc:
         frame_reports({"frames": [entry(reports, **changes)]}, "r.stack.json")
     assert message in str(exc.value)
 
 
 @pytest.mark.parametrize("document", [None, [], {"frames": "x"}, {"frames": [3]}])
 def test_not_a_report(document: object) -> None:
-    with pytest.raises(StackingError, match="r.stack.json"):
+    with pytest.raises(StackingError, match=r"r\.stack\.json"):
         frame_reports(document, "r.stack.json")
 
 

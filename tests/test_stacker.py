@@ -18,6 +18,7 @@ from rig.jobs import restack
 from rig.outputs import StackOutputs
 from rig.session.stacker import FrameDone, StackAborted, StackingWorker, StackJob
 from stacking import files
+from stacking.errors import ImageReadError
 from stacking.settings import StackSettings
 
 
@@ -138,7 +139,7 @@ def test_unusable_frames_are_named_and_skipped_or_stop_a_strict_stack(
     strict = StackingWorker(job(tmp_path / "..", strict=True)).start()
     for path in frames:
         strict.submit(path)
-    with pytest.raises(Exception, match="f01.png"):
+    with pytest.raises(ImageReadError, match=r"f01\.png"):
         strict.finish()
 
 
