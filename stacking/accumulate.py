@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 
 from stacking import pyramid
-
-METHODS = ("pyramid", "weighted", "depthmap")
+from stacking.geometry import coverage
+from stacking.settings import METHODS
 
 _UNSEEN = -1e20  # running max before any frame covered a pixel
 _OUTSIDE = -1e30  # activity of a pixel a frame does not cover: weight exactly 0
@@ -45,16 +45,6 @@ class FusionInput:
     # Polygon (N x 2, full-size reference pixels) inside which the frame has data; None: all.
     outline: np.ndarray | None = None
     carry: list[np.ndarray] | None = None  # planes taken from the sharpest frame (chroma)
-
-
-def coverage(outline: np.ndarray, full: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
-    """uint8 mask (255 inside) of ``outline`` drawn at a level of size ``shape``."""
-    sy, sx = shape[0] / full[0], shape[1] / full[1]
-    pts = (outline + 0.5) * (sx, sy) - 0.5
-    mask = np.zeros(shape, np.uint8)
-    bits = 8  # sub-pixel precision of the polygon corners
-    cv2.fillConvexPoly(mask, np.round(pts * (1 << bits)).astype(np.int32), 255, cv2.LINE_8, bits)
-    return mask
 
 
 class SoftmaxSum:

@@ -19,8 +19,9 @@ import cv2
 import numpy as np
 
 from stacking import exposure
-
-MODELS = ("none", "translation", "similarity", "affine", "homography")
+from stacking.dtypes import full_scale
+from stacking.report import FrameReport
+from stacking.settings import MODELS
 
 # Sobel gradient (0..1 images) that stands out from sensor noise and JPEG noise.
 _TEXTURE_GRADIENT = 0.03
@@ -64,6 +65,20 @@ class Alignment:
     confidence: float  # ECC correlation (0..1) or RANSAC inlier ratio for the feature fallback
     method: str  # "reference", "ecc", "features", "none", "given"
     rejected: str | None = None  # reason, when the frame must not be blended
+
+    @classmethod
+    def from_report(cls, report: FrameReport) -> Alignment:
+        """A re-stack: the alignment an earlier run found for this frame."""
+        g, o = report.gain, report.offset
+        return cls(
+            transform=np.array(report.transform, float),
+            relative=np.eye(3),
+            gain=(g[0], g[1], g[2]),
+            offset=(o[0], o[1], o[2]),
+            confidence=report.confidence,
+            method="given",
+            rejected=report.reason if not report.accepted else None,
+        )
 
 
 @dataclass
@@ -136,9 +151,7 @@ def work_images(
     The colour copy is for exposure matching: it is decoded to linear light *before* it is
     averaged down (from a sparse sample, which keeps means unbiased and costs little).
     """
-    scale = (
-        1.0 / 255 if frame.dtype == np.uint8 else 1.0 / 65535 if frame.dtype == np.uint16 else 1.0
-    )
+    scale = 1.0 / full_scale(frame.dtype)
     gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
     gray = _resize(gray, _work_scale(frame.shape, settings.work_side)).astype(np.float32) * scale
     # Exposure is measured at this size: much smaller and the estimate drifts (~0.2 %/frame

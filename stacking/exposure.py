@@ -14,6 +14,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from stacking.dtypes import full_scale, levels
+
 
 def srgb_to_linear(encoded: np.ndarray) -> np.ndarray:
     """sRGB decoding of float values in 0..1."""
@@ -27,16 +29,28 @@ def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
     return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055).astype(np.float32)
 
 
-_LUT8 = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
+def encoded_slope(gain: float) -> float:
+    """How much a linear-light ``gain`` scales differences between sRGB-encoded values.
+
+    Above sRGB's linear toe, ``linear_to_srgb(gain * srgb_to_linear(e))`` is exactly
+    ``gain ** (1 / 2.4) * (e + 0.055) - 0.055``: affine in ``e``. So a gradient (what every
+    focus measure takes) scales by ``gain ** (1 / 2.4)`` with no per-pixel work. Left out:
+    the toe (e < 0.04, where the slope is ``gain``) and highlights the gain clips; they hold
+    little detail, and following them exactly would take a corrected copy of every frame.
+    """
+    return float(gain) ** (1 / 2.4)
+
+
+_LUT8 = srgb_to_linear(levels(np.uint8))
 
 
 def linearise(pixels: np.ndarray) -> np.ndarray:
     """Linear-light float32 copy of uint8, uint16 or float (0..1) sRGB pixels."""
     if pixels.dtype == np.uint8:
         return cv2.LUT(pixels, _LUT8)
-    if pixels.dtype == np.uint16:
-        return srgb_to_linear(pixels.astype(np.float32) / 65535.0)
-    return srgb_to_linear(pixels.astype(np.float32))
+    if pixels.dtype.kind == "f":
+        return srgb_to_linear(pixels.astype(np.float32))
+    return srgb_to_linear(pixels.astype(np.float32) / full_scale(pixels.dtype))
 
 
 def ratio_of_means(reference: np.ndarray, frame: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -86,12 +100,10 @@ def compose(
 
 def corrected_channel(channel: np.ndarray, gain: float, offset: float) -> np.ndarray:
     """A channel (uint8, uint16 or float 0..1, sRGB) corrected in linear light, as float32 0..1."""
+    if channel.dtype.kind == "f":
+        return linear_to_srgb(srgb_to_linear(channel) * gain + offset)
+    # Integer samples: correct every level once, then look the channel up.
+    table = linear_to_srgb(srgb_to_linear(levels(channel.dtype)) * gain + offset)
     if channel.dtype == np.uint8:
-        levels = np.arange(256, dtype=np.float32) / 255.0
-        table = linear_to_srgb(srgb_to_linear(levels) * gain + offset)
         return cv2.LUT(channel, table)
-    if channel.dtype == np.uint16:
-        levels = np.arange(65536, dtype=np.float32) / 65535.0
-        table = linear_to_srgb(srgb_to_linear(levels) * gain + offset)
-        return np.take(table, channel)
-    return linear_to_srgb(srgb_to_linear(channel) * gain + offset)
+    return np.take(table, channel)

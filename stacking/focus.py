@@ -13,7 +13,10 @@ import math
 import cv2
 import numpy as np
 
-MEASURES = ("laplacian", "tenengrad", "sml")
+from stacking import guided, pyramid
+from stacking.settings import MEASURES
+
+FOCUS_FLOOR = 1e-6  # keeps log(focus) finite on perfectly flat areas
 
 
 def default_window(shape: tuple[int, ...]) -> float:
@@ -103,3 +106,26 @@ def frame_focus(
     window = default_window(gray.shape) if window is None else window
     small, factor = reduce_gray(gray, scale, detail_side)
     return focus_map(small, measure, window * factor, focus_side), small
+
+
+def activity(fmap: np.ndarray, guide: np.ndarray, sharpness: float, edge_aware: bool) -> np.ndarray:
+    """``sharpness * log(focus)``: the softmax exponent fusion weighs a frame by (see accumulate).
+
+    ``guide`` is the gray :func:`frame_focus` measured on. With ``edge_aware`` the log focus is
+    guided-filtered so that transitions between frames follow object edges, not the window.
+    """
+    log_focus = cv2.log(cv2.add(fmap, FOCUS_FLOOR))
+    if edge_aware:
+        small = pyramid.resize_to(guide, fmap.shape)
+        radius = max(2, round(min(fmap.shape) / 200))  # scales with the map
+        log_focus = guided.guided_filter(small, log_focus, radius, 1e-3)
+    return cv2.multiply(log_focus, sharpness)
+
+
+def image_sharpness(
+    image: np.ndarray, measure: str, window: float | None, focus_side: int, detail_side: int
+) -> float:
+    """Mean focus measure of an RGB float 0..1 image, comparable with a frame's sharpness."""
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    fmap, _ = frame_focus(gray, 1.0, measure, window, focus_side, detail_side)
+    return float(fmap.mean())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from conftest import expose, render, similarity, textured_scene, to_u8
+from helpers import expose, render, similarity, textured_scene, to_u8
 
 from stacking import align
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import expose, textured_scene, to_u8
+from helpers import expose, textured_scene, to_u8
 
 from stacking import align, exposure
 
@@ -52,3 +52,11 @@ def test_compose_chains_corrections() -> None:
     gain, offset = exposure.compose(outer, inner)
     x = 0.2
     assert gain[0] * x + offset[0] == 2.0 * (3.0 * x + 0.5) + 0.1
+
+
+def test_encoded_slope_is_the_exact_srgb_slope_of_a_gain() -> None:
+    """Above the toe a linear gain is affine in sRGB values: differences scale by the slope."""
+    e = np.array([0.2, 0.5, 0.8], np.float32)
+    corrected = exposure.linear_to_srgb(exposure.srgb_to_linear(e) * 1.1)
+    steps = np.diff(corrected) / np.diff(e)
+    assert np.allclose(steps, exposure.encoded_slope(1.1), rtol=1e-4)

@@ -29,6 +29,7 @@ def loaded_after_import(module: str) -> set[str]:
     "module",
     [
         "stacking.engine",
+        "stacking.depthmap",
         "stacking.io",
         "stacking.align",
         "stacking.accumulate",

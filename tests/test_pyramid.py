@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import textured_scene
+from helpers import textured_scene
 
 from stacking import pyramid
 
