@@ -24,7 +24,11 @@ def setup_logging() -> logging.Logger:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.handlers.RotatingFileHandler(
-            target, maxBytes=2_000_000, backupCount=5, encoding="utf-8"
+            target,
+            maxBytes=2_000_000,
+            backupCount=5,
+            encoding="utf-8",
+            errors="backslashreplace",  # file names that are not UTF-8 are logged escaped
         )
     except OSError:
         return loggers[0]  # a read-only home must not stop a shoot; errors still reach stderr

@@ -83,7 +83,8 @@ def check_new_file(path: Path, what: str = "output", replaceable: Iterable[Path]
     """``path`` can be written: its folder is writable, it is no folder, and it is new or ours."""
     _not_a_folder(path, what)
     check_folder_writable(path.parent if str(path.parent) else Path("."))
-    if path.exists() and _key(path) not in {_key(p) for p in replaceable}:
+    taken = path.exists() or path.is_symlink()  # a link to nowhere is someone's file too
+    if taken and _key(path) not in {_key(p) for p in replaceable}:
         raise OutputError(
             f"{what} {path} exists and stackrig did not make it; choose another name, or move "
             "that file away first"

@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from rig.cli.common import add_simulate, output_folder, say
+from rig.cli.common import add_simulate, nonempty, output_folder, path_arg, say
 
 SIMULATED_SCENE = Path(__file__).parents[1] / "data" / "vcamera"
 CALL_TIMEOUT_S = 30.0
@@ -33,13 +33,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
             p.add_argument("key", nargs="?", help="setting name")
             p.add_argument("value", nargs="?", help="new value")
         if name == "capture":
-            p.add_argument("-o", "--output", type=Path, default=Path("."),
+            p.add_argument("-o", "--output", type=path_arg, default=Path("."),
                            help="folder for captured files (default: here)")  # fmt: skip
             p.add_argument("--delete", action="store_true",
                            help="delete the files from the camera after download")  # fmt: skip
         if name != "list":
-            p.add_argument("--model", help="pick the camera whose model contains this text")
-            p.add_argument("--port", help="pick the camera on this port (e.g. usb:001,004)")
+            p.add_argument("--model", type=nonempty,
+                           help="pick the camera whose model contains this text")  # fmt: skip
+            p.add_argument("--port", type=nonempty,
+                           help="pick the camera on this port (e.g. usb:001,004)")  # fmt: skip
         add_simulate(p, "libgphoto2's virtual camera (a Nikon D750 serving a test scene)")
         p.set_defaults(handler=run_camera)
 

@@ -45,6 +45,18 @@ def distance_um(text: str) -> float:
     return value
 
 
+def nonempty(text: str) -> str:
+    """A name typed on the command line: an empty one (an unset shell variable) is refused."""
+    if not text:
+        raise argparse.ArgumentTypeError("'' is empty: give a name or path (a variable unset?)")
+    return text
+
+
+def path_arg(text: str) -> Path:
+    """A path typed on the command line; an empty one would silently mean the current folder."""
+    return Path(nonempty(text))
+
+
 def count(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -64,6 +76,7 @@ def count(low: int, high: int) -> Callable[[str], int]:
 def add_profile(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile",
+        type=nonempty,
         metavar="NAME",
         help="take settings from this rig profile (name or .toml file); options given here "
         "override it",
@@ -132,13 +145,13 @@ def load_profile_with(
         raise UsageError(text) from None
 
 
-def say(message: str = "", *, err: bool = False) -> None:
+def say(message: str = "", *, err: bool = False, end: str = "\n") -> None:
     """One line for the user; names the OS gave us that are not UTF-8 print escaped."""
     stream = sys.stderr if err else sys.stdout
     try:
-        print(message, file=stream)
+        print(message, file=stream, end=end)
     except UnicodeEncodeError:
-        print(message.encode("utf-8", "backslashreplace").decode("utf-8"), file=stream)
+        print(message.encode("utf-8", "backslashreplace").decode("utf-8"), file=stream, end=end)
 
 
 def output_folder(path: Path) -> Path:

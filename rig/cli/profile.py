@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rig import profiles
-from rig.cli.common import UsageError, say
+from rig.cli.common import UsageError, nonempty, path_arg, say
 from rig.errors import ProfileError
 from rig.outputs import check_folder_writable
 
@@ -32,18 +32,21 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     _add(actions, "list", _list, "user and shipped profiles")
     _add(actions, "show", _show, "print a profile", "NAME")
     new = _add(actions, "new", _new, "create a user profile", "NAME")
-    new.add_argument("--from", dest="template", help="start from this profile (name or file)")
+    new.add_argument(
+        "--from", dest="template", type=nonempty, help="start from this profile (name or file)"
+    )
     copy = _add(actions, "copy", _copy, "copy a profile to a new user profile", "SRC")
     copy.add_argument("dst", metavar="DST")
     _add(actions, "edit", _edit, "edit a user profile in $EDITOR, validated on save", "NAME")
     _add(actions, "validate", _validate, "check a profile and list every problem", "NAME_OR_PATH")
     _add(actions, "path", _path, "print a profile's file path", "NAME")
     export = _add(actions, "export", _export, "write a profile to a file", "NAME")
-    export.add_argument("file", type=Path, metavar="FILE")
+    export.add_argument("file", type=path_arg, metavar="FILE")
     imp = _add(actions, "import", _import, "add a profile file as a user profile", "FILE")
     imp.add_argument(
         "--name",
         dest="name_override",
+        type=nonempty,
         help="name of the new profile (default: the file's name key)",
     )
     imp.add_argument("--force", action="store_true", help="replace a user profile of that name")
@@ -69,7 +72,7 @@ def _load(name_or_path: str) -> tuple[Path, profiles.Loaded]:
     path = profiles.find_profile(name_or_path)
     loaded = profiles.read_profile(path)
     for note in loaded.migrated:
-        print(f"note: {note}", file=sys.stderr)
+        say(f"note: {note}", err=True)
     return path, loaded
 
 
@@ -80,9 +83,9 @@ def _list(args: argparse.Namespace) -> int:
         mark = "shipped" if entry.shipped else "user"
         if entry.shipped and entry.name in user:
             mark = "shipped, hidden by the user profile"
-        print(f"{entry.name:32} ({mark})  {_description(entry.path)}".rstrip())
+        say(f"{entry.name:32} ({mark})  {_description(entry.path)}".rstrip())
     if not entries:
-        print("no profiles yet: 'stackrig profile new NAME' creates one")
+        say("no profiles yet: 'stackrig profile new NAME' creates one")
     return 0
 
 
@@ -95,8 +98,8 @@ def _description(path: Path) -> str:
 
 def _show(args: argparse.Namespace) -> int:
     path, _ = _load(args.name)
-    print(f"# {path}")
-    print(path.read_text(encoding="utf-8"), end="")
+    say(f"# {path}")
+    say(path.read_text(encoding="utf-8"), end="")
     return 0
 
 
@@ -109,7 +112,7 @@ def _create(profile: profiles.Profile, name: str, force: bool = False) -> Path:
         )
     profile.name = name
     profiles.save_profile(profile, target)
-    print(f"wrote {target}")
+    say(f"wrote {target}")
     return target
 
 
@@ -126,12 +129,12 @@ def _copy(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     path, _ = _load(args.name)
-    print(f"{path}: valid")
+    say(f"{path}: valid")
     return 0
 
 
 def _path(args: argparse.Namespace) -> int:
-    print(profiles.find_profile(args.name))
+    say(str(profiles.find_profile(args.name)))
     return 0
 
 
@@ -150,7 +153,7 @@ def _export(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     loaded = profiles.read_profile(Path(args.name))
     for note in loaded.migrated:
-        print(f"note: {note}", file=sys.stderr)
+        say(f"note: {note}", err=True)
     _create(loaded.profile, args.name_override or loaded.profile.name, args.force)
     return 0
 
@@ -188,20 +191,20 @@ def _edit_loop(editor: list[str], draft: Path, path: Path, original: str) -> int
                 f"{draft} cannot be read back ({exc}); {path} is unchanged"
             ) from None
         if text == original:
-            print(f"{path}: no changes")
+            say(f"{path}: no changes")
             return 0
         try:
             loaded = profiles.loads_profile(text, path.name)
         except ProfileError as exc:
-            print(exc, file=sys.stderr)
+            say(str(exc), err=True)
             if _ask_reedit():
                 continue
-            print(f"{path}: abandoned; the profile is unchanged", file=sys.stderr)
+            say(f"{path}: abandoned; the profile is unchanged", err=True)
             return 1
         for note in loaded.migrated:
-            print(f"note: {note}", file=sys.stderr)
+            say(f"note: {note}", err=True)
         profiles.write_text_atomic(path, text)  # the user's text, comments kept
-        print(f"saved {path} (previous version in {path.name}.bak)")
+        say(f"saved {path} (previous version in {path.name}.bak)")
         return 0
 
 
@@ -224,7 +227,12 @@ def _ask_reedit() -> bool:
 def _editor() -> list[str]:
     chosen = os.environ.get("EDITOR", "").strip()
     if chosen:
-        return shlex.split(chosen)
+        try:
+            return shlex.split(chosen)
+        except ValueError as exc:  # unbalanced quotes
+            raise ProfileError(
+                f"EDITOR={chosen!r} is not a command ({exc}): fix its quotes"
+            ) from None
     for candidate in EDITORS:
         if shutil.which(candidate):
             return [candidate]

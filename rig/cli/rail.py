@@ -49,14 +49,17 @@ ACTIONS = {
 
 
 def _rail_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
-    # Given before or after the action; below the action they must not reset what came first.
+    """The rail options, on ``rail`` and again on each action, so they work before or after it.
+
+    On an action they default to SUPPRESS: an option given before the action is not reset.
+    """
+    first = len(parser._actions)
     add_profile(parser)
     add_overrides(parser, OVERRIDES)
     add_simulate(parser, "drive the firmware emulator of --protocol on a pseudo-terminal")
     if not top:
-        for action in parser._actions:
-            if action.dest != "help":
-                action.default = argparse.SUPPRESS
+        for action in parser._actions[first:]:
+            action.default = argparse.SUPPRESS
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -139,7 +142,7 @@ def _drive(args: argparse.Namespace, profile: Any) -> int:
         if action == "move":
             rail.move_to(args.amount)
         elif action == "jog":
-            rail.jog(args.amount)
+            rail.move_by(args.amount)  # waits: the position printed is where the rail stopped
         elif action == "zero":
             rail.set_zero()
         elif action == "home":

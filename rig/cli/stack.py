@@ -13,6 +13,8 @@ from rig.cli.common import (
     add_quiet,
     count,
     load_profile_with,
+    nonempty,
+    path_arg,
     say,
 )
 from stacking.settings import MEASURES, METHODS, MODELS
@@ -63,15 +65,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "in natural name order (frame_2 before frame_10); the first is the reference geometry. "
         "Earlier stackrig results in the input folders are recognised and left out.",
     )
-    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="folders or image files")
     p.add_argument(
-        "-o", "--output", type=Path, required=True, help="result image (.tif, .png or .jpg)"
+        "inputs", nargs="+", type=path_arg, metavar="INPUT", help="folders or image files"
+    )
+    p.add_argument(
+        "-o", "--output", type=path_arg, required=True, help="result image (.tif, .png or .jpg)"
     )
     add_profile(p)
     add_overrides(p, OVERRIDES)
     p.add_argument(
         "--depth-map",
-        type=Path,
+        type=path_arg,
         default=None,
         metavar="PATH",
         help="also write the depth map (16-bit frame index) and PATH-colour.png",
@@ -97,6 +101,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--reuse-alignment",
+        type=nonempty,
         nargs="?",
         const="auto",
         default=None,

@@ -57,6 +57,7 @@ __all__ = [
 
 SUFFIX = ".toml"
 MAX_NAME = 64
+MAX_BYTES = 1_000_000  # a profile is a few kB of text
 
 
 @dataclass(frozen=True)
@@ -162,9 +163,14 @@ def _from_dict(data: dict[str, Any], source: str) -> Loaded:
 def read_profile(path: Path) -> Loaded:
     """Load ``path`` with the notes of any schema migration."""
     try:
-        text = Path(path).read_bytes().decode("utf-8")
+        with open(path, "rb") as fh:  # bounded: /dev/zero or a disk image is not read whole
+            data = fh.read(MAX_BYTES + 1)
     except OSError as exc:
         raise ProfileError(f"{path}: cannot read ({exc.strerror}); check the path") from None
+    if len(data) > MAX_BYTES:
+        raise ProfileError(f"{path}: over {MAX_BYTES // 1000} kB, not a profile; check the path")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ProfileError(f"{path}: not UTF-8 text; save it as UTF-8") from None
     return loads_profile(text, Path(path).name)
