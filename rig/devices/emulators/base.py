@@ -70,6 +70,7 @@ class PtyEmulator:
         self._thread: threading.Thread | None = None
         self.received: list[bytes] = []  # every chunk the driver wrote, for tests
         self.connected = True
+        self._close_on_exit = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -84,6 +85,14 @@ class PtyEmulator:
         self._running.clear()
         if self._thread is not None:
             self._thread.join(timeout=2)
+            if self._thread.is_alive():
+                # Still inside a (slow) reply: closing now would let its late bytes land in
+                # whichever pty reuses these descriptor numbers. The loop closes them on exit.
+                self._close_on_exit = True
+                return
+        self._close_fds()
+
+    def _close_fds(self) -> None:
         for fd in (self._master, self._slave):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -134,12 +143,21 @@ class PtyEmulator:
     # -- internals -------------------------------------------------------------------------
 
     def _write(self, raw: bytes) -> None:
+        if not self._running.is_set():
+            return  # closed while a reply was being delayed: it goes nowhere
         try:
             os.write(self._master, raw)
         except OSError:
             self.connected = False
 
     def _loop(self) -> None:
+        try:
+            self._serve()
+        finally:
+            if self._close_on_exit:
+                self._close_fds()
+
+    def _serve(self) -> None:
         while self._running.is_set():
             try:
                 ready, _, _ = select.select([self._master], [], [], 0.005)
