@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from rig.cli.common import add_simulate, nonempty, output_folder, path_arg, say
+from rig.cli.common import add_command, add_simulate, nonempty, output_folder, path_arg, say
 
 SIMULATED_SCENE = Path(__file__).parents[1] / "data" / "vcamera"
 CALL_TIMEOUT_S = 30.0
@@ -15,10 +15,8 @@ CAPTURE_TIMEOUT_S = 90.0  # long exposures and slow downloads of large RAW files
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    cam = commands.add_parser(
-        "camera",
-        help="list, inspect, configure and fire the camera (libgphoto2)",
-        description="Talk to the camera through libgphoto2.",
+    cam = add_command(
+        commands, "camera", "list, inspect, configure and fire the camera (libgphoto2)"
     )
     actions = cam.add_subparsers(dest="camera_action", metavar="ACTION", required=True)
     texts = {

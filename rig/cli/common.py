@@ -73,6 +73,15 @@ def count(low: int, high: int) -> Callable[[str], int]:
 # -- shared options ----------------------------------------------------------------------------
 
 
+def add_command(
+    commands: argparse._SubParsersAction, name: str, summary: str, details: str = ""
+) -> argparse.ArgumentParser:
+    """A command whose one-line summary is both its help entry and its description's start."""
+    text = f"{summary[0].upper()}{summary[1:]}." + (f" {details}" if details else "")
+    parser: argparse.ArgumentParser = commands.add_parser(name, help=summary, description=text)
+    return parser
+
+
 def add_profile(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile",

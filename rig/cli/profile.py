@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rig import profiles
-from rig.cli.common import UsageError, nonempty, path_arg, say
+from rig.cli.common import UsageError, add_command, nonempty, path_arg, say
 from rig.errors import ProfileError
 from rig.outputs import check_folder_writable
 
@@ -21,12 +21,13 @@ EDITORS = ("editor", "nano", "vi")  # tried in order when $EDITOR is not set
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    profile = commands.add_parser(
+    profile = add_command(
+        commands,
         "profile",
-        help="saved rig profiles: list, show, new, copy, edit, validate, path, export, import",
-        description="Rig profiles keep camera, rail, optics, plan, stacking and output settings "
-        "so a shoot can be repeated. User profiles live in "
-        f"{profiles.user_dir()}; shipped examples are read-only (copy them).",
+        "saved rig profiles: list, show, new, copy, edit, validate, path, export, import",
+        "Rig profiles keep camera, rail, optics, plan, stacking and output settings so a shoot "
+        f"can be repeated. User profiles live in {profiles.user_dir()}; shipped examples are "
+        "read-only (copy them).",
     )
     actions = profile.add_subparsers(dest="profile_action", metavar="ACTION", required=True)
     _add(actions, "list", _list, "user and shipped profiles")

@@ -11,6 +11,7 @@ from typing import Any
 from rig.cli.common import (
     Override,
     UsageError,
+    add_command,
     add_overrides,
     add_profile,
     add_simulate,
@@ -63,10 +64,11 @@ def _rail_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    rail = commands.add_parser(
+    rail = add_command(
+        commands,
         "rail",
-        help="list, probe and drive a focus rail or stage controller",
-        description="Talk to a rail controller. Positions in micrometres.",
+        "list, probe and drive a focus rail or stage controller",
+        "Positions in micrometres.",
     )
     _rail_options(rail, top=True)
     actions = rail.add_subparsers(dest="rail_action", metavar="ACTION", required=True)
@@ -82,11 +84,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         _rail_options(p, top=False)
         p.set_defaults(handler=run_rail)
 
-    sim = commands.add_parser(
+    sim = add_command(
+        commands,
         "sim-rail",
-        help="start a firmware emulator on a pseudo-terminal and print its path",
-        description="Start an emulated controller on a pseudo-terminal, so the drivers and the "
-        "TUI can be tried without hardware. Runs until Ctrl-C.",
+        "start a firmware emulator on a pseudo-terminal and print its path",
+        "The drivers and the TUI can then be tried without hardware. Runs until Ctrl-C.",
     )
     sim.add_argument("--protocol", choices=PROTOCOLS, default="grbl")
     sim.set_defaults(handler=run_sim_rail)

@@ -8,6 +8,7 @@ from pathlib import Path
 from rig.cli.common import (
     Override,
     UsageError,
+    add_command,
     add_overrides,
     add_profile,
     add_quiet,
@@ -58,12 +59,13 @@ OVERRIDES = (
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser(
+    p = add_command(
+        commands,
         "stack",
-        help="stack captured frames (folders or files) into one all-in-focus image",
-        description="Stack focus-bracketed frames into one all-in-focus image. Frames are taken "
-        "in natural name order (frame_2 before frame_10); the first is the reference geometry. "
-        "Earlier stackrig results in the input folders are recognised and left out.",
+        "stack captured frames (folders or files) into one all-in-focus image",
+        "Frames are taken in natural name order (frame_2 before frame_10); the first is the "
+        "reference geometry. Earlier stackrig results in the input folders are recognised and "
+        "left out.",
     )
     p.add_argument(
         "inputs", nargs="+", type=path_arg, metavar="INPUT", help="folders or image files"

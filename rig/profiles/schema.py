@@ -171,15 +171,8 @@ class Profile:
         from stacking.settings import StackSettings
 
         s = self.stacking
-        return StackSettings(
-            method=s.method,
-            align=s.align,
-            focus_measure=s.focus_measure,
-            window=s.window_px,
-            sharpen=s.sharpen,
-            luminance_only=s.luminance_only,
-            crop=s.crop,
-        )
+        same = ("method", "align", "focus_measure", "sharpen", "luminance_only", "crop")
+        return StackSettings(window=s.window_px, **{key: getattr(s, key) for key in same})
 
 
 def profile_to_dict(profile: Profile) -> dict[str, Any]:
