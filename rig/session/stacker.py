@@ -70,6 +70,12 @@ class StackOutcome:
     inputs_sharpness: float
 
 
+@dataclass(frozen=True)
+class _Metadata:
+    exif: bytes | None
+    icc: bytes | None
+
+
 @dataclass
 class StackJob:
     settings: StackSettings
@@ -157,7 +163,7 @@ class StackingWorker:
         started = time.perf_counter()
         engine = StackEngine(job.settings)
         unusable: list[tuple[Path, str]] = []
-        first: io.ImageFile | None = None
+        first: _Metadata | None = None  # the first frame's EXIF and ICC, for the result
         deep = False
         handled = 0
         last_handled = started
@@ -166,10 +172,11 @@ class StackingWorker:
             while upcoming is not None and not self._abort.is_set():
                 path, pending = upcoming
                 loaded = pending.result()
+                del pending, upcoming  # the future holds the frame too: one reference only
                 upcoming = self._next(reader, block=False)  # read ahead while we work
                 report, problem = self._add(engine, path, loaded)
                 if report is not None and first is None and isinstance(loaded, io.ImageFile):
-                    first = loaded
+                    first = _Metadata(loaded.exif, loaded.icc)  # not the pixels: 72+ MB
                 if report is not None and isinstance(loaded, io.ImageFile):
                     deep = deep or loaded.bit_depth == 16 or loaded.is_raw
                 del loaded
@@ -274,7 +281,7 @@ class StackingWorker:
     def _stage(
         self,
         result: StackResult,
-        first: io.ImageFile,
+        first: _Metadata,
         default_depth: int,
         unusable: list[tuple[Path, str]],
         seconds: float,
