@@ -20,15 +20,16 @@ from rig.outputs import check_folder_writable
 EDITORS = ("editor", "nano", "vi")  # tried in order when $EDITOR is not set
 
 
+SUMMARY = "saved rig profiles: list, show, new, copy, edit, validate, path, export, import"
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    profile = add_command(
-        commands,
-        "profile",
-        "saved rig profiles: list, show, new, copy, edit, validate, path, export, import",
+    details = (
         "Rig profiles keep camera, rail, optics, plan, stacking and output settings so a shoot "
         f"can be repeated. User profiles live in {profiles.user_dir()}; shipped examples are "
-        "read-only (copy them).",
+        "read-only (copy them)."
     )
+    profile = add_command(commands, "profile", SUMMARY, details)
     actions = profile.add_subparsers(dest="profile_action", metavar="ACTION", required=True)
     _add(actions, "list", _list, "user and shipped profiles")
     _add(actions, "show", _show, "print a profile", "NAME")

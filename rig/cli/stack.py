@@ -58,15 +58,15 @@ OVERRIDES = (
 )
 
 
+SUMMARY = "stack captured frames (folders or files) into one all-in-focus image"
+DETAILS = (
+    "Frames are taken in natural name order (frame_2 before frame_10); the first is the "
+    "reference geometry. Earlier stackrig results in the input folders are recognised and left out."
+)
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    p = add_command(
-        commands,
-        "stack",
-        "stack captured frames (folders or files) into one all-in-focus image",
-        "Frames are taken in natural name order (frame_2 before frame_10); the first is the "
-        "reference geometry. Earlier stackrig results in the input folders are recognised and "
-        "left out.",
-    )
+    p = add_command(commands, "stack", SUMMARY, DETAILS)
     p.add_argument(
         "inputs", nargs="+", type=path_arg, metavar="INPUT", help="folders or image files"
     )
