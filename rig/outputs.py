@@ -79,18 +79,6 @@ def check_folder_writable(folder: Path, what: str = "output folder") -> None:
         probe.unlink(missing_ok=True)
 
 
-def check_new_file(path: Path, what: str = "output", replaceable: Iterable[Path] = ()) -> None:
-    """``path`` can be written: its folder is writable, it is no folder, and it is new or ours."""
-    _not_a_folder(path, what)
-    check_folder_writable(path.parent if str(path.parent) else Path("."))
-    taken = path.exists() or path.is_symlink()  # a link to nowhere is someone's file too
-    if taken and _key(path) not in {_key(p) for p in replaceable}:
-        raise OutputError(
-            f"{what} {path} exists and stackrig did not make it; choose another name, or move "
-            "that file away first"
-        )
-
-
 def _not_a_folder(path: Path, what: str) -> None:
     if path.is_dir():
         raise OutputError(f"{what} {path} is a folder; give a file name, e.g. {path / 'out.tif'}")
@@ -119,15 +107,18 @@ def check_stack_outputs(
                 f"{path} is one of the input frames: stackrig never writes over an input; "
                 "choose another output name"
             )
-    ours = [*earlier_results, *_own_earlier(outputs)]
+    for path in outputs.paths():  # the report and the colour depth map too
+        _not_a_folder(path, "output")
+    for folder in {p.parent for p in outputs.paths()}:
+        check_folder_writable(folder)  # once per folder
+    ours = {_key(p) for p in earlier_results}
     for path in outputs.paths():
-        check_new_file(path, replaceable=ours)
-
-
-def _own_earlier(outputs: StackOutputs) -> list[Path]:
-    """The files an earlier run with the same outputs wrote (its report lists them)."""
-    found = results_listed_in(outputs.report)
-    return [*found, outputs.report] if found else []
+        taken = path.exists() or path.is_symlink()  # a link to nowhere is someone's file too
+        if taken and _key(path) not in ours:
+            raise OutputError(
+                f"output {path} exists and stackrig did not make it; choose another name, or move "
+                "that file away first"
+            )
 
 
 def results_listed_in(report: Path) -> list[Path]:
@@ -146,11 +137,13 @@ def results_listed_in(report: Path) -> list[Path]:
 
 
 def earlier_results(folders: Iterable[Path]) -> dict[Path, Path]:
-    """Results of earlier stackrig runs in these folders, each with the report naming it."""
+    """Files earlier stackrig runs wrote in these folders (their reports included), each with
+    the report that names it."""
     found: dict[Path, Path] = {}
     for folder in {f.resolve() for f in folders if f.is_dir()}:
         for report in folder.glob("*" + REPORT_SUFFIX):
-            for result in results_listed_in(report):
+            listed = results_listed_in(report)
+            for result in [*listed, report] if listed else []:
                 found[result] = report
     return found
 

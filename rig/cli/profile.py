@@ -146,7 +146,7 @@ def _export(args: argparse.Namespace) -> int:
         raise UsageError(f"{target} is a folder; give a file name, e.g. {target / 'rig.toml'}")
     if target.suffix != profiles.SUFFIX:
         raise UsageError(f"{target}: give the file the {profiles.SUFFIX} extension")
-    check_folder_writable(target.parent if str(target.parent) else Path("."))
+    check_folder_writable(target.parent)
     profiles.save_profile(_load(args.name)[1].profile, target)
     say(f"wrote {target}")
     return 0

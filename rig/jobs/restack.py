@@ -78,8 +78,6 @@ def _check_first_frame(path: Path, settings: StackSettings) -> None:
 
 
 def _given_alignments(report: Path, frames: list[Path]) -> dict[str, FrameReport]:
-    if not report.is_file():
-        raise StackingError(f"{report}: no earlier report to reuse; stack once without reusing")
     given = {r.name: r for r in frame_reports(files.read_json(report), report.name)}
     missing = [p.name for p in frames if p.name not in given]
     if missing:
