@@ -42,6 +42,7 @@ log = logging.getLogger("stackrig.stacker")
 
 _END = object()  # no more frames
 _POLL_S = 0.2  # how often a waiting caller wakes to see Ctrl-C
+_ABORTED = "stopped before the result was written; nothing was written"
 
 
 class StackAborted(StackingError):
@@ -110,7 +111,6 @@ class StackingWorker:
         self._error: BaseException | None = None
         self._written = False
         self._thread = threading.Thread(target=self._run, name="stacker", daemon=True)
-        self.submitted = 0
         self._unreadable = 0
 
     def start(self) -> StackingWorker:
@@ -119,7 +119,6 @@ class StackingWorker:
 
     def submit(self, path: Path) -> None:
         """Queue a frame that is on disk; returns at once."""
-        self.submitted += 1
         self._paths.put(Path(path))
 
     @property
@@ -175,9 +174,9 @@ class StackingWorker:
                 del pending, upcoming  # the future holds the frame too: one reference only
                 upcoming = self._next(reader, block=False)  # read ahead while we work
                 report, problem = self._add(engine, path, loaded)
-                if report is not None and first is None and isinstance(loaded, io.ImageFile):
-                    first = _Metadata(loaded.exif, loaded.icc)  # not the pixels: 72+ MB
-                if report is not None and isinstance(loaded, io.ImageFile):
+                if report is not None:  # the engine took it, so it was read
+                    assert isinstance(loaded, io.ImageFile)
+                    first = first or _Metadata(loaded.exif, loaded.icc)  # not the pixels: 72+ MB
                     deep = deep or loaded.bit_depth == 16 or loaded.is_raw
                 del loaded
                 if problem is not None:
@@ -190,7 +189,7 @@ class StackingWorker:
                 if upcoming is None:
                     upcoming = self._next(reader, block=True)
         if self._abort.is_set():
-            raise StackAborted("stopped before the result was written; nothing was written")
+            raise StackAborted(_ABORTED)
         if first is None:
             reasons = "; ".join(f"{p.name}: {why}" for p, why in unusable[:3]) or "no frames"
             verb = "read" if self._unreadable == len(unusable) else "used"
@@ -204,10 +203,10 @@ class StackingWorker:
         if self._abort.is_set():
             for item in staged:
                 item.discard()
-            raise StackAborted("stopped before the result was written; nothing was written")
+            raise StackAborted(_ABORTED)
         try:
             files.commit(staged)
-        except BaseException:
+        except BaseException:  # whatever stopped the renames, no temp file stays behind
             for item in staged:
                 item.discard()
             raise
