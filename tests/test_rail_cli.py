@@ -103,3 +103,20 @@ def test_rail_takes_a_profile_and_overrides(
     assert ends[-2:] == pytest.approx([0.95, 1.0], abs=0.004)  # GRBL stops on 4 um steps
     assert main([*base, "move", "20000"]) == 1
     assert "above the soft limit" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "connected"),
+    [
+        (["--protocol", "marlin", "--speed", "20"], "Marlin"),
+        (["--protocol", "tic", "--steps-per-mm", "800", "--speed", "20"], "Tic"),
+        (["--profile", "simulated"], "Grbl 1.1h"),  # the protocol comes from the profile
+    ],
+)
+def test_simulate_drives_the_firmware_emulator(
+    args: list[str], connected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["rail", "move", "1000", "--simulate", *args]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("connected: ") and connected in out.splitlines()[0]
+    assert "position: 1000.0 um" in out

@@ -121,14 +121,15 @@ def run_rail(args: argparse.Namespace) -> int:
         )
     if not (args.profile or args.port or args.simulate):
         raise UsageError("give --port and --protocol, or --profile, or --simulate")
+    profile = load_profile_with(args, OVERRIDES, BARE_RAIL)
     with ExitStack() as stack:
         if args.simulate:
             from rig.devices.rails.registry import make_emulator
+            from rig.profiles import with_overrides
 
-            protocol = args.protocol or load_profile_with(args, OVERRIDES).rail.protocol
-            emulator = stack.enter_context(make_emulator(protocol))
-            args.port = emulator.path
-        return _drive(args, load_profile_with(args, OVERRIDES, BARE_RAIL))
+            emulator = stack.enter_context(make_emulator(profile.rail.protocol))
+            profile = with_overrides(profile, {"rail.port": emulator.path}, source="--simulate")
+        return _drive(args, profile)
 
 
 def _drive(args: argparse.Namespace, profile: Any) -> int:
