@@ -11,6 +11,11 @@ class RailError(RigError):
     """The focus rail or stage: connection, protocol, motion, limits."""
 
 
+class ControllerRestarted(RailError):
+    """The rail controller restarted under a call (power dip, reset, USB glitch): its position
+    count restarted too, so the rail is no longer referenced. A shoot must not carry on."""
+
+
 class CameraError(RigError):
     """The camera: connection, settings, capture, download."""
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from rig.cli.common import (
@@ -20,6 +21,7 @@ from rig.cli.common import (
     say,
 )
 from rig.devices.rails.registry import PROTOCOLS
+from rig.errors import Interrupted, RigError
 
 OVERRIDES = (
     Override("--port", "rail.port", "serial port, e.g. /dev/stackrig-rail or /dev/ttyACM0", str),
@@ -45,7 +47,8 @@ ACTIONS = {
     "jog": "move by UM micrometres (relative)",
     "zero": "make the current position 0",
     "home": "run the controller's homing cycle",
-    "stop": "stop any motion",
+    "stop": "stop any motion (the position is kept, the controller left ready)",
+    "unlock": "clear an alarm or lock (GRBL $X; a reset first where the firmware needs one)",
 }
 
 
@@ -139,23 +142,67 @@ def _drive(args: argparse.Namespace, profile: Any) -> int:
     r = profile.rail
     driver = make_driver(r.protocol, r.port, steps_per_mm=r.steps_per_mm, speed_mm_s=r.speed_mm_s)
     rail = Rail(driver, profile.motion_settings())
-    say(f"connected: {rail.connect()}")
-    try:
-        action = args.rail_action
-        if action == "move":
-            rail.move_to(args.amount)
-        elif action == "jog":
-            rail.move_by(args.amount)  # waits: the position printed is where the rail stopped
-        elif action == "zero":
-            rail.set_zero()
-        elif action == "home":
-            rail.home()
-        elif action == "stop":
-            rail.stop()
-        say(f"position: {rail.position_um():.1f} um")
-    finally:
-        rail.close()
+    with _terminate_as_interrupt():
+        say(f"connected: {rail.connect()}")
+        try:
+            _act(rail, args)
+        except KeyboardInterrupt:
+            raise _stopped(rail) from None
+        finally:
+            rail.close()
     return 0
+
+
+def _act(rail: Any, args: argparse.Namespace) -> None:
+    action = args.rail_action
+    if action == "move":
+        rail.move_to(args.amount)
+    elif action == "jog":
+        rail.move_by(args.amount)  # waits: the position printed is where the rail stopped
+    elif action == "zero":
+        rail.set_zero()
+    elif action == "home":
+        rail.home()
+    elif action == "stop":
+        rail.stop()
+        say("the rail is stopped")
+    elif action == "unlock":
+        say(rail.unlock())
+    say(f"position: {_position(rail)}")
+
+
+def _position(rail: Any) -> str:
+    here = rail.position_um()
+    if rail.referenced:
+        return f"{here:.1f} um"
+    return f"not referenced: unknown until homed or zeroed (the controller reads {here:.1f} um)"
+
+
+def _stopped(rail: Any) -> Interrupted:
+    """Ctrl-C or SIGTERM during a command: stop the motion before anything else."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut it
+    try:
+        rail.stop()
+        where = f"stopped at {_position(rail)}"
+    except RigError as exc:
+        where = f"the stop failed ({exc}): check the rail"
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return Interrupted(f"interrupted: the rail was {where}")
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the rail like Ctrl-C does (the handler runs in the main thread)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_sim_rail(args: argparse.Namespace) -> int:

@@ -279,11 +279,14 @@ class LensFocusDriver:
         # called from any thread without a lock.
         self._steps = 0
         self._stop = threading.Event()
+        # The count starts at connect: that is the reference, and nothing restarts it unseen.
+        self.referenced = False
 
     def connect(self) -> str:
         self.mechanism = detect(self.config, self.step_size)
         self._steps = 0
         self._stop.clear()
+        self.referenced = True
         return f"{self.config.model()} lens focus ({self.mechanism.describe()})"
 
     def close(self) -> None:
@@ -306,6 +309,9 @@ class LensFocusDriver:
     def stop(self) -> None:
         """Abort the move between two commands; the command under way still finishes."""
         self._stop.set()
+
+    def unlock(self) -> str:
+        return "lens focus has no lock"
 
     def set_zero(self) -> None:
         self._steps = 0

@@ -11,14 +11,23 @@ class FocusDriver(Protocol):
     """What one firmware driver provides: raw, honest motion with no policy on top.
 
     ``move_to`` returns only once the motion has *finished* (not when it is queued), within
-    ``timeout_s``, or raises :class:`rig.errors.RailError`. Backlash, soft limits and settle
-    live in :class:`rig.devices.motion.Rail`, the same for every driver.
+    ``timeout_s``, or raises :class:`rig.errors.RailError`; a move that fails or times out is
+    stopped first, so the motor never runs on behind an error. Backlash, soft limits and
+    settle live in :class:`rig.devices.motion.Rail`, the same for every driver.
+
+    ``referenced`` tells the truth about the position: False when the controller restarted
+    (power, reset button, DTR reset on open, a reset after an alarm) since the operator last
+    zeroed or homed it, because its count then restarted too. Drivers detect a restart on
+    connect and mid-run (an unprompted banner), never reset a controller that answers, and
+    raise :class:`rig.errors.ControllerRestarted` when one happens under a call.
     """
 
     name: str  # e.g. "grbl"
+    referenced: bool
 
     def connect(self) -> str:
-        """Open the link, wait for the controller, return what identified itself."""
+        """Open the link without resetting a controller that answers; return what identified
+        itself (and a word when it restarted on open or is locked)."""
         ...
 
     def close(self) -> None: ...
@@ -38,15 +47,23 @@ class FocusDriver(Protocol):
         ...
 
     def stop(self) -> None:
-        """Stop now. Safe to call from any thread, also while another call waits."""
+        """Stop now and wait until the motor stands still, leaving the controller ready for
+        the next move (no alarm, no lock) and the position kept. Safe from any thread, also
+        while another call waits (that call then raises RailError); at once on an idle rail."""
+        ...
+
+    def unlock(self) -> str:
+        """Clear an alarm or lock so moves are accepted again; say what was done (and whether
+        the position must now be re-referenced)."""
         ...
 
     def set_zero(self) -> None:
-        """Call the current position 0."""
+        """Call the current position 0 (where the firmware can, in a form that survives a
+        reconnect); the position is referenced from then on."""
         ...
 
     def home(self, timeout_s: float) -> None:
-        """Run the controller's homing cycle; RailError where it has none."""
+        """Run the controller's homing cycle; RailError where it has none. Referenced after."""
         ...
 
     def energise(self, on: bool) -> None:
@@ -57,6 +74,8 @@ class FocusDriver(Protocol):
 @runtime_checkable
 class FocusAxis(Protocol):
     """A focus drive as the rest of stackrig uses it (rail, stage or lens)."""
+
+    referenced: bool
 
     def connect(self) -> str: ...
 
@@ -73,6 +92,8 @@ class FocusAxis(Protocol):
     def jog(self, delta_um: float) -> None: ...
 
     def stop(self) -> None: ...
+
+    def unlock(self) -> str: ...
 
     def set_zero(self) -> None: ...
 

@@ -23,6 +23,10 @@ except ImportError:  # not POSIX
     _LINK_ERRORS = (serial.SerialException, OSError, TypeError)
 
 
+class LinkTimeout(RailError):
+    """Nothing (or not a whole reply) arrived before the deadline; the link itself is fine."""
+
+
 class SerialLink:
     """pyserial port with line reads against a deadline and thread-safe writes.
 
@@ -47,6 +51,23 @@ class SerialLink:
         except serial.SerialException as exc:
             raise RailError(_open_advice(self.port, exc)) from exc
         self._buffer.clear()
+
+    def keep_dtr_on_close(self) -> None:
+        """Leave DTR raised when the port closes (clear HUPCL), as ``stty -hupcl`` does.
+
+        Boards that reset on DTR (an Arduino Uno, most CH340/16U2 boards) then reset only on
+        the first open after they were plugged in, not on every later connect. Best effort:
+        a port without termios (Windows, a socket URL) keeps its default.
+        """
+        port = self._require()
+        try:
+            import termios
+
+            attrs = termios.tcgetattr(port.fileno())
+            attrs[2] &= ~termios.HUPCL
+            termios.tcsetattr(port.fileno(), termios.TCSANOW, attrs)
+        except (ImportError, AttributeError, ValueError, *_LINK_ERRORS):
+            pass
 
     @property
     def is_open(self) -> bool:
@@ -87,7 +108,7 @@ class SerialLink:
                 del self._buffer[: end + 1]
                 return raw.rstrip(b"\r").decode("ascii", errors="replace")
             if time.monotonic() >= deadline:
-                raise RailError(
+                raise LinkTimeout(
                     f"{self.label} on {self.port} did not answer {what} in time: check that it "
                     "is powered and connected, and that the protocol and baud rate in the "
                     "profile match the controller"
@@ -104,7 +125,7 @@ class SerialLink:
         port = self._require()
         while len(self._buffer) < count:
             if time.monotonic() >= deadline:
-                raise RailError(
+                raise LinkTimeout(
                     f"{self.label} on {self.port} did not answer {what} in time: check that it "
                     "is powered and connected, and the baud rate in the profile"
                 )
