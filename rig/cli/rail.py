@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import threading
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ OVERRIDES = (
         metavar="UM",
     ),
 )
+NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$", re.I)
 # Without a profile: a plain rail, no settle time, 5 mm/s.
 BARE_RAIL = {"rail.speed_mm_s": 5.0, "rail.settle_s": 0.0}
 ACTIONS = {
@@ -84,6 +86,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         p = actions.add_parser(name, help=text, description=text)
         if name in ("move", "jog"):
             p.add_argument("amount", type=distance_um, metavar="UM")
+            # '-1e3' is a number, not an option (argparse only knows '-5' and '-.5').
+            p._negative_number_matcher = NUMBER
         _rail_options(p, top=False)
         p.set_defaults(handler=run_rail)
 
@@ -132,10 +136,10 @@ def run_rail(args: argparse.Namespace) -> int:
 
             emulator = stack.enter_context(make_emulator(profile.rail.protocol))
             profile = with_overrides(profile, {"rail.port": emulator.path}, source="--simulate")
-        return _drive(args, profile)
+        return _drive(args, profile, zero_first=args.simulate)
 
 
-def _drive(args: argparse.Namespace, profile: Any) -> int:
+def _drive(args: argparse.Namespace, profile: Any, *, zero_first: bool = False) -> int:
     from rig.devices.motion import Rail
     from rig.devices.rails.registry import make_driver
 
@@ -145,6 +149,9 @@ def _drive(args: argparse.Namespace, profile: Any) -> int:
     with _terminate_as_interrupt():
         say(f"connected: {rail.connect()}")
         try:
+            if zero_first:  # a fresh emulator each command: its power-on position is the zero
+                rail.set_zero()
+                say("simulated rail: zeroed where it powered on")
             _act(rail, args)
         except KeyboardInterrupt:
             raise _stopped(rail) from None
