@@ -25,7 +25,10 @@ SHARED = Path(os.environ.get("STACKRIG_SHARED", REPO.parent / "shared"))
 SOURCE = SHARED / "tools" / "grbl-sim"
 HEX = SOURCE / "grbl-1.1h-atmega328p.hex"
 BUILD = REPO / "build" / "grbl-sim"
-APT = "apt-get install -y simavr libsimavr-dev libsimavrparts1 build-essential pkg-config libelf-dev"
+APT = (
+    "apt-get install -y simavr libsimavr-dev libsimavrparts1 build-essential pkg-config libelf-dev"
+)
+LIBS = ("-lsimavrparts", "-lsimavr", "-lelf", "-lpthread", "-lutil")  # see the sim's README
 STEPS_PER_MM = 250.0  # GRBL's compiled-in default for $100..$102
 
 
@@ -46,8 +49,7 @@ def runner() -> Path:
         raise RuntimeError(f"simavr is not installed ({flags.stderr.strip()}): {APT}")
     BUILD.mkdir(parents=True, exist_ok=True)
     build = subprocess.run(
-        ["gcc", "-O2", "-o", str(binary), str(source), *flags.stdout.split()]
-        + ["-lsimavrparts", "-lsimavr", "-lelf", "-lpthread", "-lutil"],
+        ["gcc", "-O2", "-o", str(binary), str(source), *flags.stdout.split(), *LIBS],
         capture_output=True,
         text=True,
     )

@@ -28,7 +28,7 @@ from rig.devices.protocols import FocusDriver
 from rig.devices.rails.grbl import GrblDriver
 from rig.devices.rails.marlin import MarlinDriver
 from rig.devices.rails.sangaboard import SangaboardDriver
-from rig.devices.rails.tic import Command, TicDriver
+from rig.devices.rails.tic import Command, Framing, TicDriver
 from rig.errors import RailError
 
 SPEED_MM_S = 20.0  # every emulated carriage moves this fast: a 4 mm move takes 0.2 s
@@ -205,6 +205,7 @@ class Firmware(Generic[E, D]):
             self.running(speed_mm_s=speed_mm_s, **emulator) as emu,
             self.connect(emu, speed_mm_s=speed_mm_s) as driver,
         ):
+            driver.set_zero()  # as an operator does first: absolute moves need a reference
             yield Bench(emu, driver)
 
 
@@ -213,22 +214,24 @@ class Grbl(Firmware[GrblEmulator, GrblDriver]):
     emulator_class = GrblEmulator  # it moves at the feed rate the driver sends
     driver_class = GrblDriver
     motion = re.compile(rb"\bG[01] |\$J=|\$H\b")  # realtime bytes may precede a line
-    identity = r"Grbl 1\.1h \['\$' for help\] \[VER:1\.1h\.20190830:\]"
-    connect_timeout_s = 2.0
-    silent_connect = r"did not answer with its start-up banner in time"
+    identity = (
+        r"GRBL 1\.1h\.20190830; position not referenced until homed or zeroed; it releases the "
+        r"motor 25 ms after each move \(\$1\): set \$1=255 to hold the focus between shots"
+    )
+    connect_timeout_s = 3.5  # boot_timeout_s, plus 1.5 s of silence before it tries a reset
+    silent_connect = r"nothing on .* answers like GRBL, even after a reset"
     reply_timeout_s = 2.0  # a status report
     silent_query = r"GRBL controller on .* did not answer a status report in time"
-    silent_move = r"did not answer 'G1 G21 G90 Z1\.0000 F1200\.0' in time"
+    silent_move = r"GRBL stopped answering during the move to 1000\.0 um .*sent it a feed hold"
     slow_reply_s = 0.05
     readback_um = 1.0  # status reports have three decimals of a millimetre
     garbage = None  # GRBL's driver strips noise in front of a known reply, and carries on
-    stop_pause_s = 0.2  # feed hold, 0.2 s to decelerate, then the soft reset
-    stop_sent = b"!\x18"
+    stop_sent = b"\x85!"  # jog-cancel and feed hold; the reset only once it stands still
     error_code = 9
     error = r"GRBL refused 'G1 .*': G-code is locked out.*\(error:9\)"
-    overrun = r"GRBL controller on .* did not answer the end of the move in time"
-    limit = r"GRBL alarm: hard limit switch hit: clear it, then unlock \(\$X\).*\(ALARM:1\)"
-    reset = r"GRBL reset itself .*the position may be lost"
+    overrun = r"the move to [\d.]+ um did not finish within [\d.]+ s, so stackrig stopped it at"
+    limit = r"GRBL alarm: hard limit switch hit: clear it, run 'stackrig rail unlock'.*\(ALARM:1\)"
+    reset = r"GRBL restarted by itself .*the position is not referenced"
 
     def driver_options(self, speed_mm_s: float) -> dict[str, Any]:
         return {"speed_mm_s": speed_mm_s, "boot_timeout_s": 2.0}
@@ -353,7 +356,7 @@ class Tic(Stepped[TicEmulator, TicDriver]):
     slow_reply_s = 0.03  # three replies per status poll
     garbage = r"the Tic on .* answers nonsense .*check the baud rate, the CRC setting"
     garbage_s = 0.15  # it asks three times, 50 ms apart
-    stop_sent = bytes([Command.HALT_AND_HOLD])
+    stop_sent = Framing().write32(Command.SET_TARGET_VELOCITY, 0)  # decelerate: position kept
     # The Tic has no error line: its errors are status bits. Bit 1, motor driver error, latches.
     error_code = 1
     error = r"the Tic de-energised the motor: motor driver error \(check the motor wiring"

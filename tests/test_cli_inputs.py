@@ -26,6 +26,7 @@ import pytest
 
 from rig.cli import main
 from rig.devices.emulators.grbl import GrblEmulator
+from rig.devices.rails.grbl import GrblDriver
 from rig.profiles import load_profile, user_dir
 from rig.profiles.schema import SECTIONS, Check
 from stacking import io
@@ -168,7 +169,12 @@ RAIL_REFUSES |= {("move", v) for v in ("0x10", "12abc", "1e9")}
 
 @pytest.fixture
 def grbl() -> Iterator[GrblEmulator]:
+    """A controller the operator has zeroed (absolute moves need a reference)."""
     with GrblEmulator() as emu:
+        driver = GrblDriver(emu.path)
+        driver.connect()
+        driver.set_zero()
+        driver.close()
         yield emu  # type: ignore[misc]
 
 

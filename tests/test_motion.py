@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from rig.devices.motion import MotionSettings, Rail
+from rig.devices.motion import DEFAULT_TRAVEL_UM, MotionSettings, Rail
 from rig.errors import RailError
 
 
 class _NoDriver:
+    """Policy only: anything that would talk to a controller fails the test."""
+
     name = "none"
+    referenced = True
 
 
 def _rail(**kw: object) -> Rail:
@@ -51,3 +54,70 @@ def test_timeout_grows_with_distance() -> None:
 def test_bad_settings_named(kw: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         MotionSettings(**kw)  # type: ignore[arg-type]
+
+
+class _Counting:
+    """A driver that records the moves it is asked for and stands where the last one ended."""
+
+    name = "counting"
+
+    def __init__(self, referenced: bool = True) -> None:
+        self.referenced = referenced
+        self.at = 0.0
+        self.moves: list[float] = []
+        self.queries = 0
+
+    def position_um(self) -> float:
+        self.queries += 1
+        return self.at
+
+    def move_to(self, target_um: float, timeout_s: float) -> None:
+        self.moves.append(target_um)
+        self.at = target_um
+
+    def jog(self, delta_um: float) -> None:
+        self.at += delta_um
+
+
+@pytest.mark.parametrize("target", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_targets_are_refused(target: float) -> None:
+    driver = _Counting()
+    rail = Rail(driver)  # type: ignore[arg-type]
+    for move in (rail.move_to, rail.move_by, rail.jog):
+        with pytest.raises(RailError, match="not a number"):
+            move(target)
+    assert driver.moves == []
+
+
+def test_without_soft_limits_a_move_is_bounded_by_the_default_travel() -> None:
+    driver = _Counting()
+    rail = Rail(driver)  # type: ignore[arg-type]
+    with pytest.raises(RailError, match=r"no soft limits are set.*default travel of 100 mm"):
+        rail.move_to(DEFAULT_TRAVEL_UM + 1.0)
+    with pytest.raises(RailError, match="default travel"):
+        rail.jog(-DEFAULT_TRAVEL_UM - 1.0)
+    rail.move_to(DEFAULT_TRAVEL_UM)  # exactly the bound is fine
+    assert driver.moves == [DEFAULT_TRAVEL_UM]
+
+
+def test_an_unreferenced_rail_refuses_absolute_moves_but_moves_relative() -> None:
+    driver = _Counting(referenced=False)
+    rail = Rail(driver, MotionSettings(soft_min_um=0.0, soft_max_um=1000.0))  # type: ignore[arg-type]
+    with pytest.raises(RailError, match=r"not referenced.*zero here"):
+        rail.move_to(500.0)
+    rail.move_by(-300.0)  # the soft limits mean nothing until zeroed: the travel bound holds
+    assert driver.moves == [-300.0]
+    with pytest.raises(RailError, match=r"the position is not referenced.*default travel"):
+        rail.move_by(DEFAULT_TRAVEL_UM + 1.0)
+
+
+def test_consecutive_moves_ask_the_controller_once() -> None:
+    driver = _Counting()
+    rail = Rail(driver, MotionSettings(backlash_um=20.0))  # type: ignore[arg-type]
+    for target in (100.0, 200.0, 300.0, 250.0):
+        rail.move_to(target)
+    assert driver.queries == 1  # the first start only: later ones begin where the last ended
+    assert driver.moves == [100.0, 200.0, 300.0, 230.0, 250.0]
+    rail.jog(10.0)  # anything else that moves forgets the position
+    rail.move_to(300.0)
+    assert driver.queries == 3  # the jog's own check, then the move after it

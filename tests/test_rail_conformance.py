@@ -30,6 +30,7 @@ from rig.devices.motion import MotionSettings, Rail
 from rig.devices.protocols import FocusDriver
 from rig.devices.rails.registry import PROTOCOLS, make_driver, make_emulator
 from rig.errors import RailError
+from rig.profiles.schema import RailSection
 
 Fw = Firmware[Any, Any]
 
@@ -65,7 +66,7 @@ def test_connect_identifies_the_controller(fw: Fw) -> None:
     """Built as the CLI builds them: the registry's emulator and driver, default settings."""
     with make_emulator(fw.name) as emu, fw.running() as ours:
         assert type(emu) is type(ours)  # the harness runs the same emulator, only faster
-        driver = make_driver(fw.name, emu.path, steps_per_mm=fw.steps_per_mm)
+        driver = make_driver(RailSection(protocol=fw.name, steps_per_mm=fw.steps_per_mm), emu.path)
         try:
             assert isinstance(driver, FocusDriver) and driver.name == fw.name
             assert re.fullmatch(fw.identity, driver.connect()), fw.identity

@@ -5,13 +5,21 @@ test_rail_conformance.py."""
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Iterator
 
 import pytest
-from rail_harness import MARLIN, once_moving, raises_within, sent, wait_until
+import serial
+from rail_harness import MARLIN, SLACK_S, once_moving, raises_within, sent, wait_until
 
-from rig.devices.emulators.marlin import ERROR_CHECKSUM, ERROR_LINE_NUMBER, MarlinEmulator
-from rig.devices.rails.marlin import MarlinDriver, frame, parse_position
+from rig.devices.emulators.marlin import (
+    ERROR_CHECKSUM,
+    ERROR_KILL,
+    ERROR_LINE_NUMBER,
+    MarlinEmulator,
+)
+from rig.devices.rails.marlin import QUICKSTOP_QUIET_S, MarlinDriver, frame, parse_position
+from rig.errors import ControllerRestarted, RailError
 
 
 @pytest.fixture
@@ -163,3 +171,158 @@ def test_unknown_command_is_named() -> None:
         raises_within(0.5, "does not know M17", lambda: bench.driver.energise(True))
         bench.driver.move_to(1000.0, timeout_s=2.0)  # still in step afterwards
         assert bench.driver.position_um() == 1000.0
+
+
+# -- referenced, restarts ------------------------------------------------------------------
+
+
+def test_referenced_only_after_zero_or_home(emu: MarlinEmulator, driver: MarlinDriver) -> None:
+    assert not driver.referenced  # Marlin keeps nothing a host can read about it
+    driver.set_zero()
+    assert driver.referenced
+    driver.close()
+    driver.connect()  # no restart seen, but it may have restarted while the port was shut
+    assert not driver.referenced and not driver.restarted_on_open
+    driver.home(timeout_s=2.0)
+    assert driver.referenced
+
+
+@pytest.mark.parametrize(
+    ("options", "restarted"),
+    [({"boot_s": 0.4}, True), ({"reset_on_open": True}, True), ({}, False)],
+)
+def test_a_restart_on_open_is_named(options: dict[str, object], restarted: bool) -> None:
+    with MARLIN.running(**options) as emu:
+        drv = MARLIN.driver(emu)
+        try:
+            identity = drv.connect()
+            assert identity.startswith("Marlin 2.1.2.4 on Focus Rail")
+            assert drv.restarted_on_open is restarted
+            assert ("started up as the port opened" in identity) is restarted
+        finally:
+            drv.close()
+
+
+def test_restart_while_idle_is_caught_by_the_next_call(
+    emu: MarlinEmulator, driver: MarlinDriver
+) -> None:
+    driver.set_zero()
+    emu.restart()  # the reset button between two shots
+    with pytest.raises(ControllerRestarted, match=r"restarted \(printed 'start'\) during M114"):
+        driver.position_um()
+    assert not driver.referenced and not driver.link.is_open  # M92, M201 ... are gone: connect
+
+
+def test_restart_mid_move_is_controller_restarted(
+    emu: MarlinEmulator, driver: MarlinDriver
+) -> None:
+    driver.set_zero()
+    emu.faults.reset_mid_move = True
+    with pytest.raises(ControllerRestarted):
+        driver.move_to(4000.0, timeout_s=2.0)
+    assert not driver.referenced
+
+
+def test_an_endstop_hit_loses_the_reference(emu: MarlinEmulator, driver: MarlinDriver) -> None:
+    driver.set_zero()
+    emu.faults.alarm_mid_move = True
+    with pytest.raises(RailError, match="limit switch"):
+        driver.move_to(4000.0, timeout_s=2.0)
+    assert not driver.referenced
+    wait_until(lambda: emu.quickstops == 1)  # the failed move was quickstopped too
+
+
+# -- stopping ------------------------------------------------------------------------------
+
+
+def test_idle_stop_sends_nothing(emu: MarlinEmulator, driver: MarlinDriver) -> None:
+    driver.move_to(1000.0, timeout_s=2.0)
+    mark = len(sent(emu))
+    start = time.monotonic()
+    driver.stop()
+    assert time.monotonic() - start < 0.1 and sent(emu)[mark:] == b""
+    assert not emu.refusing_moves()  # no quickstop: the next move is not dropped
+    driver.move_to(2000.0, timeout_s=2.0)
+    assert emu.position_mm() == pytest.approx(2.0)
+
+
+def test_stop_after_a_jog_waits_until_marlin_takes_moves_again(
+    emu: MarlinEmulator, driver: MarlinDriver
+) -> None:
+    driver.set_zero()
+    driver.jog(10_000.0)  # 0.5 s of motion, returns at once
+    wait_until(emu.moving)
+    start = time.monotonic()
+    driver.stop()
+    assert time.monotonic() - start >= QUICKSTOP_QUIET_S * 0.9
+    assert emu.quickstops == 1 and not emu.moving() and not emu.refusing_moves()
+    halted = emu.position_mm() * 1000.0
+    assert 0 < halted < 10_000 and driver.position_um() == pytest.approx(halted, abs=5.0)
+    assert driver.referenced  # nothing latched, nothing unhomed
+    driver.move_to(1000.0, timeout_s=2.0)  # not dropped: it really moves there
+    assert emu.position_mm() == pytest.approx(1.0)
+
+
+def test_stop_during_a_move_returns_when_marlin_is_ready(
+    emu: MarlinEmulator, driver: MarlinDriver
+) -> None:
+    ready: list[bool] = []
+
+    def stop() -> None:
+        driver.stop()
+        ready.append(not emu.refusing_moves() and not emu.moving())
+
+    stopper = once_moving(emu, MARLIN, stop)
+    raises_within(SLACK_S + 0.2, "stopped on request", lambda: driver.move_to(20_000.0, 5.0))
+    stopper.join(timeout=3.0)
+    assert ready == [True] and sent(emu).count(b"M410\n") == 1
+    driver.move_to(500.0, timeout_s=2.0)
+    assert emu.position_mm() == pytest.approx(0.5)
+
+
+def test_marlin_drops_moves_in_the_second_after_a_quickstop(emu: MarlinEmulator) -> None:
+    """What the driver works around, shown on the emulator alone: the move is answered ok
+    and M114 reports its target, but the carriage never went."""
+    with serial.Serial(emu.path, timeout=1) as port:
+        port.write(b"M410\nG1 Z3 F600\nM114\n")
+        replies = [port.readline().decode().strip() for _ in range(4)]
+    assert replies[:2] == ["ok", "ok"] and replies[2].startswith("X:0.00 Y:0.00 Z:3.00")
+    assert emu.position_mm() == 0.0 and not emu.moving()
+
+
+def test_a_move_that_times_out_is_quickstopped(emu: MarlinEmulator, driver: MarlinDriver) -> None:
+    raises_within(0.5, "still busy with M400", lambda: driver.move_to(10_000.0, 0.2))
+    wait_until(lambda: emu.quickstops == 1 and not emu.moving())
+    halted = emu.position_mm() * 1000.0
+    assert driver.position_um() == pytest.approx(halted, abs=5.0)  # waits out the window
+
+
+def test_the_first_exchange_of_a_move_respects_its_timeout(
+    emu: MarlinEmulator, driver: MarlinDriver
+) -> None:
+    emu.faults.slow_reply_s = 0.4  # within the 0.5 s reply timeout, beyond the move's 0.2 s
+    raises_within(0.2 + SLACK_S, "did not answer G1", lambda: driver.move_to(1000.0, 0.2))
+
+
+# -- unlock --------------------------------------------------------------------------------
+
+
+def test_unlock_restarts_a_marlin_stopped_by_an_error(
+    emu: MarlinEmulator, driver: MarlinDriver
+) -> None:
+    emu.stopped = True  # e.g. a failed probe deploy: Marlin answers moves but ignores them
+    raises_within(1.0, "stopped after an error", lambda: driver.move_to(1000.0, 2.0))
+    text = driver.unlock()
+    assert "M999" in text and "not referenced" in text and not emu.stopped
+    driver.move_to(1000.0, timeout_s=3.0)
+    assert emu.position_mm() == pytest.approx(1.0)
+
+
+def test_unlock_after_a_kill_needs_the_reset_button(
+    emu: MarlinEmulator, driver: MarlinDriver
+) -> None:
+    emu.faults.error_next = ERROR_KILL
+    with pytest.raises(RailError, match="halted"):
+        driver.move_to(1000.0, timeout_s=1.0)
+    with pytest.raises(RailError, match="reset button or a power cycle"):
+        driver.unlock()

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 import serial
-from rail_harness import TIC, once_moving, raises_within, sent, wait_until
+from rail_harness import SLACK_S, TIC, once_moving, raises_within, sent, wait_until
 
 from rig.devices.emulators.tic import TicEmulator, decode32
+from rig.devices.rails import tic as tic_module
 from rig.devices.rails.tic import (
     NORMAL,
     Command,
@@ -27,7 +28,7 @@ from rig.devices.rails.tic import (
     describe_errors,
     encode32,
 )
-from rig.errors import RailError
+from rig.errors import ControllerRestarted, RailError
 
 SPEED = 20_000  # steps/s; at 1000 steps/mm one step is one micrometre
 
@@ -117,7 +118,8 @@ def status_reply(**overrides: int) -> bytes:
     header = struct.pack(
         "<BBHIxBi", v["op"], v["misc"], v["errors"], v["occurred"], v["planning"], v["target"]
     )
-    return struct.pack("<i", -70000) + struct.pack("<HI", 12000, 4242) + header
+    velocity = v.get("velocity", -2_000_000)
+    return struct.pack("<ii", -70000, velocity) + struct.pack("<HI", 12000, 4242) + header
 
 
 def test_decode_status_reads_little_endian_fields() -> None:
@@ -128,7 +130,9 @@ def test_decode_status_reads_little_endian_fields() -> None:
         12000,
         4242,
     )
+    assert status.velocity == -2_000_000 and not status.still
     assert status.operation_state == NORMAL and status.error_status == TicError.COMMAND_TIMEOUT
+    assert decode_status(status_reply(velocity=0)).still
 
 
 @pytest.mark.parametrize(
@@ -323,3 +327,150 @@ def test_command_timeout_when_the_host_goes_silent_then_recovery(
     assert 0 < stopped_at < 10_000 and tic.position_um() == stopped_at
     tic.move_to(10_000, timeout_s=2)  # the operator's next move resumes the Tic
     assert emu.position == 10_000 and tic.position_um() == 10_000
+
+
+# -- referenced: the Tic's "position uncertain" flag ------------------------------------------
+
+DECELERATE = Framing().write32(Command.SET_TARGET_VELOCITY, 0)
+
+
+def test_referenced_is_the_tics_position_uncertain_flag(emu: TicEmulator, tic: TicDriver) -> None:
+    assert not tic.referenced and emu.uncertain  # powered up: the count means nothing yet
+    tic.set_zero()
+    assert tic.referenced and not emu.uncertain
+    tic.close()
+    tic.connect()  # it survives a reconnect: the Tic keeps the flag, and did not restart
+    assert tic.referenced
+    tic.energise(False)  # de-energised, the motor may be pushed: the Tic flags it
+    assert not tic.referenced
+    tic.energise(True)
+    tic.position_um()
+    assert not tic.referenced and emu.uncertain
+    tic.home(timeout_s=2.0)
+    assert tic.referenced
+
+
+def test_a_reset_command_from_elsewhere_unreferences_without_a_restart(
+    emu: TicEmulator, tic: TicDriver
+) -> None:
+    tic.set_zero()
+    tic.move_to(500, timeout_s=2)
+    with serial.Serial(emu.path) as port:
+        port.write(bytes([Command.RESET]))  # e.g. the Tic Control Center
+    wait_until(lambda: emu.uncertain)
+    assert tic.position_um() == 500  # the count is kept; the uptime ran on: no restart raised
+    assert not tic.referenced
+
+
+def test_a_restart_is_controller_restarted_and_settings_are_sent_again(
+    emu: TicEmulator, make_tic: Callable[..., TicDriver]
+) -> None:
+    tic = make_tic(emu, max_speed_steps_s=SPEED / 2)
+    tic.connect()
+    tic.set_zero()
+    emu.faults.reset_mid_move = True
+    with pytest.raises(ControllerRestarted, match="the Tic reset"):
+        tic.move_to(4000, timeout_s=3)
+    assert not tic.referenced and emu.speed == SPEED  # its own stored setting is back
+    tic.set_zero()
+    tic.move_to(100, timeout_s=2)
+    assert emu.speed == SPEED / 2 and emu.position == 100
+
+
+# -- stopping --------------------------------------------------------------------------------
+
+
+def test_idle_stop_sends_no_motion_command(emu: TicEmulator, tic: TicDriver) -> None:
+    tic.set_zero()
+    mark = len(sent(emu))
+    start = time.monotonic()
+    tic.stop()
+    assert time.monotonic() - start < 0.2
+    assert DECELERATE not in sent(emu)[mark:] and Command.HALT_AND_HOLD not in sent(emu)[mark:]
+    assert tic.referenced
+    tic.move_to(300, timeout_s=2)
+    assert emu.position == 300
+
+
+def test_stop_decelerates_keeps_the_reference_and_waits_for_standstill(
+    make_emu: Callable[..., TicEmulator], make_tic: Callable[..., TicDriver]
+) -> None:
+    emu = make_emu(accel_steps_s2=40_000.0)
+    tic = make_tic(emu)
+    tic.connect()
+    tic.set_zero()
+    still: list[bool] = []
+    asked_at: list[int] = []
+
+    def stop() -> None:
+        wait_until(lambda: emu.position > 1000)  # about 9000 steps/s: 0.2 s to stop
+        asked_at.append(emu.position)
+        tic.stop()
+        still.append(not emu.moving)
+
+    stopper = once_moving(emu, TIC, stop)
+    raises_within(2.0, "stopped on request", lambda: tic.move_to(40_000, timeout_s=5))
+    stopper.join(timeout=3.0)
+    assert still == [True]
+    assert DECELERATE in sent(emu) and Command.HALT_AND_HOLD not in sent(emu)
+    assert tic.referenced and not emu.uncertain  # no abrupt halt: the count is trusted
+    assert asked_at[0] + 500 < tic.position_um() == emu.position < 40_000  # it decelerated
+    tic.move_to(1000, timeout_s=5)
+    assert emu.position == 1000
+
+
+def test_stop_after_a_jog(emu: TicEmulator, tic: TicDriver) -> None:
+    tic.set_zero()
+    tic.jog(20_000)  # 1 s of travel, returns at once
+    wait_until(lambda: emu.moving)
+    tic.stop()
+    assert not emu.moving and 0 < emu.position < 20_000 and tic.referenced
+
+
+def test_a_stop_that_does_not_decelerate_in_time_halts(
+    make_emu: Callable[..., TicEmulator],
+    make_tic: Callable[..., TicDriver],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tic_module, "STOP_TIMEOUT_S", 0.1)
+    emu = make_emu(accel_steps_s2=8_000.0)
+    tic = make_tic(emu)
+    tic.connect()
+    tic.set_zero()
+    tic.jog(100_000)
+    wait_until(lambda: emu.position > 500)  # about 2800 steps/s: 0.35 s to stop
+    tic.stop()
+    assert not emu.moving and Command.HALT_AND_HOLD in sent(emu)
+    assert not tic.referenced  # the Tic flags an abrupt stop: steps may be lost
+
+
+def test_the_first_query_of_a_move_respects_its_timeout(emu: TicEmulator, tic: TicDriver) -> None:
+    emu.faults.slow_reply_s = 0.4  # within the 0.5 s reply timeout, beyond the move's 0.2 s
+    raises_within(0.2 + SLACK_S, "did not answer", lambda: tic.move_to(100, timeout_s=0.2))
+
+
+# -- unlock ----------------------------------------------------------------------------------
+
+
+def test_unlock_clears_a_driver_error_and_says_to_re_reference(
+    emu: TicEmulator, tic: TicDriver
+) -> None:
+    tic.set_zero()
+    emu.faults.error_next = 1  # motor driver error: latched, de-energises, position uncertain
+    with pytest.raises(RailError, match="motor driver error"):
+        tic.move_to(500, timeout_s=2)
+    text = tic.unlock()
+    assert "cleared the motor driver error" in text and "home or set zero" in text
+    assert emu.operation_state == NORMAL and Command.CLEAR_DRIVER_ERROR in sent(emu)
+    tic.set_zero()
+    tic.move_to(500, timeout_s=2)
+    assert emu.position == 500
+
+
+def test_unlock_of_a_running_tic(emu: TicEmulator, tic: TicDriver) -> None:
+    tic.set_zero()
+    assert tic.unlock() == "Tic: nothing was locked (it runs normally); the position is kept"
+    tic.energise(False)
+    text = tic.unlock()
+    assert "energised the motor" in text and "position uncertain" in text
+    assert emu.energized

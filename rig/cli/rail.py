@@ -144,7 +144,7 @@ def _drive(args: argparse.Namespace, profile: Any, *, zero_first: bool = False) 
     from rig.devices.rails.registry import make_driver
 
     r = profile.rail
-    driver = make_driver(r.protocol, r.port, steps_per_mm=r.steps_per_mm, speed_mm_s=r.speed_mm_s)
+    driver = make_driver(r)
     rail = Rail(driver, profile.motion_settings())
     with _terminate_as_interrupt():
         say(f"connected: {rail.connect()}")

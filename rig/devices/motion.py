@@ -86,6 +86,8 @@ class Rail:
                 "zeroed), so an absolute target means nothing: zero here ('stackrig rail zero') "
                 "or home first; relative moves (jog) still work"
             )
+        _finite(target_um, "move target")
+        self.check_limits(target_um)  # soft limits: refused before the driver is even asked
         self._go(target_um, self._start())
 
     def move_by(self, delta_um: float) -> None:

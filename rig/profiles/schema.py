@@ -37,6 +37,8 @@ SCHEMA_VERSION = 2
 RAIL_PROTOCOLS = ("grbl", "marlin", "sangaboard", "tic", "lens")
 NEEDS_STEPS = ("sangaboard", "tic")  # their firmware counts steps, so stackrig converts
 SIDES = ("positive", "negative")
+AXES = ("x", "y", "z")  # the controller axis that drives focus (GRBL, Marlin, Sangaboard)
+HOME_DIRECTIONS = ("reverse", "forward")  # which limit switch homing seeks
 PLAN_MODES = ("start_end", "start_count")
 OUTPUTS = ("tiff", "jpeg", "depth_map")
 MAX_SPEED_MM_S = 200.0  # beyond any focus rail; a typo like 5000 must not reach the motor
@@ -79,11 +81,19 @@ class CameraSection:
 
 @dataclass
 class RailSection:
+    """The focus drive. Each key reaches the driver that uses it (rig.devices.rails.registry);
+    see docs/rails.md for which firmware takes which."""
+
     protocol: str = spec("grbl", "str", choices=RAIL_PROTOCOLS)
     port: str = spec("/dev/stackrig-rail", "str", nonempty=True)  # unused for lens
+    baud_rate: int | None = spec(None, "int", optional=True, ge=1200, le=2_000_000)  # None: usual
+    axis: str = spec("z", "str", choices=AXES)  # GRBL, Marlin, Sangaboard
     steps_per_mm: float | None = spec(None, optional=True, gt=0, le=1e6)
     speed_mm_s: float = spec(2.0, gt=0, le=MAX_SPEED_MM_S)
-    accel_mm_s2: float | None = spec(None, optional=True, gt=0, le=1e5)
+    accel_mm_s2: float | None = spec(None, optional=True, gt=0, le=1e5)  # Marlin (M201), Tic
+    home_direction: str = spec("reverse", "str", choices=HOME_DIRECTIONS)  # Tic, Sangaboard
+    tic_device_number: int | None = spec(None, "int", optional=True, ge=0, le=127)  # None: compact
+    tic_crc: bool = spec(False, "bool")  # the Tic's "Enable CRC" setting
     backlash_um: float = spec(0.0, ge=0, le=MAX_BACKLASH_UM)
     approach: str = spec("positive", "str", choices=SIDES)
     soft_min_um: float | None = spec(None, optional=True)
@@ -370,6 +380,13 @@ def _cross_checks(p: Profile, problems: Problems) -> None:
         problems.note(
             f"rail.steps_per_mm: missing; a {r.protocol} controller counts steps, so give "
             "steps per mm (see docs/rails.md)"
+        )
+    if r.protocol == "sangaboard" and r.home_direction == "forward":
+        problems.add(
+            "rail.home_direction",
+            r.home_direction,
+            "a Sangaboard homes to its min switches only (its home_max leaves the count as it "
+            'was): use "reverse", or set zero by hand',
         )
     if r.protocol == "lens" and r.um_per_step is None:
         problems.note(

@@ -3,8 +3,27 @@
 Commands run one at a time from a queue, as in Marlin: ``M400`` and ``G28`` hold the queue
 until motion is over, printing ``echo:busy: processing`` every keepalive interval (M113). Moves
 go into a planner and take distance / speed of real time; ``M114`` reports the planned
-position, as Marlin does. ``M410`` acts on arrival (Marlin's EMERGENCY_PARSER) unless
-``emergency_parser=False``; its queued copy is answered ``ok`` in turn.
+position (``current_position``), and after ``Count`` the stepper counts, as Marlin does.
+
+``M410`` acts on arrival (Marlin's EMERGENCY_PARSER) unless ``emergency_parser=False``; its
+queued copy is answered ``ok`` in turn. A quickstop drops the planner without deceleration,
+re-reads the position from the stepper counts, and then, as ``Planner::quick_stop`` does with
+``cleaning_buffer_counter``, refuses to plan moves for ``quickstop_window_s`` (1 s in Marlin):
+a ``G1`` in that window is answered ``ok`` and its target becomes ``current_position`` (so
+``M114`` reports it), but nothing moves; ``M400`` (and ``M410`` itself without the emergency
+parser) waits the window out. Nothing is latched: no alarm, the axes stay homed.
+
+Start-up: ``start``, the reset cause, ``Marlin <version>`` and ``echo:`` lines, as
+``MarlinCore.cpp`` ``setup()`` prints them. With ``boot_s`` 0 that happened before any client
+could open the port (pyserial flushes it on open): a board plugged in earlier. With
+``boot_s`` > 0 the board is in its bootloader for that long after ``start()``, dropping input:
+a Mega that reset when the port opened. ``reset_on_open`` makes every open of the pty such a
+reset (DTR auto-reset, with ``boot_s`` or else half a second of bootloader); :meth:`restart` is
+the reset button. A restarted Marlin believes it is
+at 0 wherever the carriage is, and forgets ``G92``.
+
+``stopped`` is Marlin's "stopped after an error" state (``IsStopped()``): moves are answered
+with the stopped message and ``ok`` and do not run, until ``M999``.
 
 Fault choices (see :class:`MarlinFaults`):
 
@@ -13,8 +32,7 @@ Fault choices (see :class:`MarlinFaults`):
   Marlin keeps *believing* it reached the target (``M114`` says so), as the real firmware
   does after a hit outside homing. Only the message tells the host.
 - ``reset_mid_move``: the board reboots halfway: queue, planner and line numbers are lost,
-  nothing is answered during ``boot_s``, then ``start`` and the banner; Marlin believes it is
-  at 0 wherever the carriage is.
+  nothing is answered during ``boot_s``, then ``start`` and the banner.
 - ``error_next``: :data:`ERROR_CHECKSUM` / :data:`ERROR_LINE_NUMBER` reject the next numbered
   line once (``Error:...``, ``Resend:``, ``ok``); :data:`ERROR_KILL` halts the firmware like
   ``M112`` or a thermal fault, after which it answers nothing.
@@ -34,7 +52,12 @@ ERROR_CHECKSUM = 1
 ERROR_LINE_NUMBER = 2
 ERROR_KILL = 112
 _WORD = re.compile(r"([A-Z])\s*(-?\d*\.?\d*)")
+BOOTLOADER_S = 0.5  # a reset on open without boot_s: an Arduino bootloader's wait
 _EMERGENCY_STOP = re.compile(r"(N\d+\s*)?M410\b")
+STOPPED_MESSAGE = (  # STR_ERR_STOPPED
+    "Printer stopped due to errors. Fix the error and use M999 to restart. "
+    "(Temperature is reset. Set it after restarting)"
+)
 # A command handler: (arguments, command line, now) -> True to answer "ok" at once.
 _Handler = Callable[[dict[str, str], str, float], bool]
 
@@ -59,8 +82,10 @@ class MarlinEmulator(PtyEmulator):
         emergency_parser: bool = True,
         firmware_name: str = "Marlin 2.1.2.4",
         unsupported: tuple[str, ...] = (),
+        quickstop_window_s: float = 1.0,
+        reset_on_open: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(watch_opens=reset_on_open)
         self.faults: MarlinFaults = MarlinFaults()
         self.axis = axis
         self.steps_per_mm = steps_per_mm
@@ -73,23 +98,30 @@ class MarlinEmulator(PtyEmulator):
         self.emergency_parser = emergency_parser
         self.firmware_name = firmware_name
         self.unsupported = unsupported
+        self.quickstop_window_s = quickstop_window_s
         self.energised = False
         self.killed = False
+        self.stopped = False  # IsStopped(): moves are refused until M999
+        self.restarts = 0  # how often the board (re)started since the emulator was made
+        self.quickstops = 0
         self.moves: list[tuple[float, float]] = []  # completed moves, logical mm (start, end)
-        self.motion = Motion(speed=feed_mm_s)  # the carriage, in machine mm
-        self._drift = 0.0  # where Marlin believes the carriage is, minus where it is
+        self.motion = Motion(speed=feed_mm_s)  # the carriage, in machine mm (switch at 0)
+        self._origin = 0.0  # where the carriage was when the stepper counts were last 0
+        self._drift = 0.0  # the planner's position minus where the carriage is
+        self._planned = 0.0  # the planner's position: the end of the last planned move
         self._offset = 0.0  # logical minus machine position (G92)
-        self._destination = 0.0  # Marlin's current_position: the last planned target (machine)
+        self._destination = 0.0  # Marlin's current_position: the last target (machine)
         self._planner: deque[tuple[float, float]] = deque()  # (machine target, speed)
         self._segment_start: float | None = None  # logical start of the segment in motion
         self._queue: deque[str] = deque()
-        self._waiting: str | None = None  # "M400" or "G28" while it holds the queue
+        self._waiting: str | None = None  # "M400", "G28" or "M410" while it holds the queue
         self._homing = False
         self._next_busy = 0.0
         self._relative = False
         self._last_n = 0
         self._rx = bytearray()
         self._boot_until: float | None = None
+        self._cleaning_until = 0.0  # moves are dropped until then (after a quickstop)
         self._alarm_at: float | None = None
         self._reset_at: float | None = None
         self._disconnect_at: float | None = None
@@ -106,12 +138,29 @@ class MarlinEmulator(PtyEmulator):
         with self._lock:
             return self.motion.moving(time.monotonic()) or bool(self._planner)
 
+    def refusing_moves(self) -> bool:
+        """Within the second after a quickstop, when Marlin drops what it is asked to plan."""
+        with self._lock:
+            return time.monotonic() < self._cleaning_until
+
+    def restart(self) -> None:
+        """The reset button (or a power glitch): the board boots again (``boot_s``)."""
+        with self._lock:
+            self._reset(time.monotonic())
+
     # -- PtyEmulator ---------------------------------------------------------------------------
 
     def on_start(self) -> None:
-        if self.banner:
-            with self._lock:
+        if not self.banner:
+            return
+        with self._lock:
+            if self.boot_s > 0:
                 self._boot_until = time.monotonic() + self.boot_s
+            else:
+                self._boot("PowerUp")  # before anyone can open the port
+
+    def on_open(self) -> None:
+        self._reset(time.monotonic(), self.boot_s or BOOTLOADER_S)  # DTR auto-reset
 
     def on_bytes(self, data: bytes) -> None:
         if self.killed or self._boot_until is not None:
@@ -126,7 +175,7 @@ class MarlinEmulator(PtyEmulator):
     def tick(self, now: float) -> None:
         if self._boot_until is not None and now >= self._boot_until:
             self._boot_until = None
-            self.reply(f"start\necho:{self.firmware_name}\necho: Last Updated: 2024-01-01\n")
+            self._boot(" External Reset")
         if self._disconnect_at is not None and now >= self._disconnect_at:
             self._disconnect_at = None
             self.disconnect()
@@ -134,9 +183,19 @@ class MarlinEmulator(PtyEmulator):
         if self._alarm_at is not None and now >= self._alarm_at:
             self._endstop_hit(now)
         if self._reset_at is not None and now >= self._reset_at:
+            self._reset_at = None
             self._reset(now)
         self._advance_planner(now)
         self._poll_wait(now)
+
+    def _boot(self, cause: str) -> None:
+        """What ``setup()`` prints (MarlinCore.cpp), a version line and echo lines."""
+        self.restarts += 1
+        self.reply(
+            f"start\n{cause}\n{self.firmware_name}\n"
+            "echo: Last Updated: 2024-01-01 | Author: (none, default config)\n"
+            "echo: Compiled: Jan  1 2024\necho: Free Memory: 4400  PlannerBufferBytes: 1216\n"
+        )
 
     # -- receiving -----------------------------------------------------------------------------
 
@@ -229,9 +288,13 @@ class MarlinEmulator(PtyEmulator):
             "M400": self._m400,
             "M410": self._m410,
             "M112": self._m112,
+            "M999": self._m999,
         }
 
     def _g1(self, args: dict[str, str], command: str, now: float) -> bool:
+        if self.stopped:  # queue.cpp: moves while IsStopped() get this, and ok, and nothing
+            self.reply(f"{STOPPED_MESSAGE}\n")
+            return True
         if "F" in args:
             self.feed_mm_s = float(args["F"]) / 60.0
         if self.axis in args:
@@ -241,6 +304,9 @@ class MarlinEmulator(PtyEmulator):
             if self.soft_endstops:
                 target = min(max(target, self.min_mm), self.max_mm)  # Marlin clamps silently
             self._destination = target
+            if now < self._cleaning_until:
+                return True  # buffer_segment refuses it; current_position took it anyway
+            self._planned = target
             self._planner.append((target, self.feed_mm_s))
             self._advance_planner(now)
         return True
@@ -283,7 +349,7 @@ class MarlinEmulator(PtyEmulator):
         return True
 
     def _m114(self, args: dict[str, str], command: str, now: float) -> bool:
-        steps = round((self.motion.now(now) + self._drift) * self.steps_per_mm)
+        steps = round((self.motion.now(now) - self._origin) * self.steps_per_mm)
         planned = {"X": 0.0, "Y": 0.0, "Z": 0.0, self.axis: self._destination + self._offset}
         counts = {"X": 0, "Y": 0, "Z": 0, self.axis: steps}
         self.reply(
@@ -317,13 +383,19 @@ class MarlinEmulator(PtyEmulator):
         return True
 
     def _m410(self, args: dict[str, str], command: str, now: float) -> bool:
-        if not self.emergency_parser:
-            self._quickstop(now)
-        return True
+        if self.emergency_parser:
+            return True  # gcode.cpp: already done on arrival, the queued copy does nothing
+        self._quickstop(now)  # quickstop_stepper(), whose synchronize() waits the window out
+        self._hold("M410", now)
+        return False
 
     def _m112(self, args: dict[str, str], command: str, now: float) -> bool:
         self._kill()
         return False
+
+    def _m999(self, args: dict[str, str], command: str, now: float) -> bool:
+        self.stopped = False  # marlin_state = MF_RUNNING ("S1": no flush and resend)
+        return True
 
     # -- motion ------------------------------------------------------------------------------
 
@@ -332,22 +404,23 @@ class MarlinEmulator(PtyEmulator):
         self._next_busy = now + self.keepalive_s
 
     def _poll_wait(self, now: float) -> None:
-        """End M400 / G28 once motion is over; until then, keep the host informed."""
+        """End M400 / G28 / M410 once motion (and the quickstop window) is over; until then,
+        keep the host informed."""
         if self._waiting is None:
             return
-        if self.motion.moving(now) or self._planner:
+        if self.motion.moving(now) or self._planner or now < self._cleaning_until:
             if now >= self._next_busy:
                 self._next_busy = now + self.keepalive_s
                 self.reply("echo:busy: processing\n")
             return
         if self._waiting == "G28" and not self._homing:
-            self._homing = True  # the endstop sits at machine 0
-            self._planner.append((-self._drift, self.feed_mm_s))
+            self._homing = True  # the endstop sits at machine (carriage) 0
+            self._planner.append((self._drift, self.feed_mm_s))  # planner units for 0
             self._advance_planner(now)
             return
         if self._homing:
             self._homing = False
-            self._drift = self._offset = self._destination = 0.0
+            self._origin = self._drift = self._offset = self._destination = self._planned = 0.0
         self._waiting = None
         self.reply("ok\n")
         self._run_queue(now)
@@ -382,27 +455,41 @@ class MarlinEmulator(PtyEmulator):
         self.motion.halt(now)
         self._planner.clear()
         self._segment_start = None
+        self._alarm_at = self._reset_at = None
 
     def _quickstop(self, now: float) -> None:
+        """Planner::quick_stop() and quickstop_stepper(): everything planned is dropped at
+        once, the position is read back from the stepper counts, and moves are refused for
+        the cleaning window."""
+        self.quickstops += 1
         self._halt(now)
-        self._destination = self.motion.now(now) + self._drift  # Marlin re-reads the steppers
+        self._destination = self._planned = self.motion.now(now) - self._origin
+        self._drift = -self._origin
+        self._cleaning_until = now + self.quickstop_window_s
 
     def _endstop_hit(self, now: float) -> None:
-        self._alarm_at = None
         self._halt(now)
         here = self.motion.now(now)
-        self._drift = self._destination - here  # Marlin still believes in the target
+        self._drift = self._planned - here  # Marlin still believes in the target
         self.reply(f"echo:endstops hit:  {self.axis}:{here + self._offset:.2f}\n")
 
-    def _reset(self, now: float) -> None:
-        self._reset_at = None
+    def _reset(self, now: float, boot_s: float | None = None) -> None:
+        boot_s = self.boot_s if boot_s is None else boot_s
         self._halt(now)
-        self._drift = -self.motion.now(now)  # it boots believing it is at 0
-        self._offset = self._destination = 0.0
+        self._origin = self.motion.now(now)  # the stepper counts start again at 0 here
+        self._drift = -self._origin  # it boots believing it is at 0
+        self._offset = self._destination = self._planned = 0.0
+        self._cleaning_until = 0.0
         self._queue.clear()
         self._rx.clear()
         self._waiting, self._homing, self._relative, self._last_n = None, False, False, 0
-        self._boot_until = now + self.boot_s
+        self.stopped = self.energised = False
+        if not self.banner:
+            return  # a board that boots silently (output goes nowhere)
+        if boot_s > 0:
+            self._boot_until = now + boot_s
+        else:
+            self._boot(" External Reset")
 
     def _kill(self) -> None:
         self._halt(time.monotonic())

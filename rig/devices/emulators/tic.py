@@ -3,10 +3,18 @@
 Error handling follows the Tic user's guide (0J71, section 5.4). Motor driver error and low VIN
 de-energise the motor and make the position uncertain. Soft errors (command timeout, serial
 error, safe start violation, ...) apply the default soft error response, "decelerate to hold",
-here an instant halt (no acceleration model), and only when leaving the normal state. In the
-Serial / I2C / USB control mode every error also sets "safe start violation", which only
-ExitSafeStart clears, once nothing else is wrong. Positions are steps; the motor moves at the
-max speed.
+and only when leaving the normal state. In the Serial / I2C / USB control mode every error also
+sets "safe start violation", which only ExitSafeStart clears, once nothing else is wrong.
+Positions are steps; the motor moves at the max speed, and with ``accel_steps_s2`` > 0 it
+accelerates and decelerates (else speed changes at once).
+
+The "position uncertain" flag follows the guide and pololu-tic-software: set at power-up, by
+a Reset command, whenever the motor is de-energised, and by "halt and hold" (an abrupt stop
+may lose steps); cleared by "halt and set position" and a finished homing. "Set target
+velocity" 0 decelerates to a standstill and leaves it alone. A Reset command (unlike a power
+cycle) does not restart the uptime counter ("a Reset command does not count"); that it keeps
+the position count is this emulator's reading of the guide, which lists what Reset clears and
+does not name the count (unverified on hardware).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ QUICK = (
 )
 WRITE32 = (
     C.SET_TARGET_POSITION,
+    C.SET_TARGET_VELOCITY,
     C.HALT_AND_SET_POSITION,
     C.SET_SPEED_MAX,
     C.SET_STARTING_SPEED,
@@ -48,6 +57,7 @@ DATA_LENGTH: dict[int, int] = {
 # The commands that clear a serial error and restart the command timeout (guide 5.4).
 QUALIFYING = {
     C.SET_TARGET_POSITION,
+    C.SET_TARGET_VELOCITY,
     C.HALT_AND_SET_POSITION,
     C.HALT_AND_HOLD,
     C.ENERGIZE,
@@ -64,6 +74,7 @@ SOFT = (
 )
 SERIAL_FORMAT = 1 << 18  # "errors occurred" bits beyond the error status
 SERIAL_CRC = 1 << 19
+RESET_BROWNOUT = 1  # "device reset" variable: the cause of the last full reset (0: power-up)
 FAR = 2**31 - 1  # homing towards a switch that is not there runs until halted
 # Variables 0x00 .. 0x38 (guide section 7): op state, misc flags, error status, errors occurred,
 # (0x08 unused), planning mode, target position, target velocity, starting speed, max speed,
@@ -87,7 +98,8 @@ class TicEmulator(PtyEmulator):
 
     Faults beyond the base ones: ``error_next`` is the error status bit the next command raises
     (1: motor driver error, 2: low VIN, 3: kill switch); ``alarm_mid_move`` trips the limit
-    switch ahead halfway through the next move; ``reset_mid_move`` resets the Tic halfway.
+    switch ahead halfway through the next move; ``reset_mid_move`` resets the Tic halfway
+    (a brown-out: a full reset, the count and the uptime start again at 0).
     """
 
     def __init__(
@@ -100,8 +112,10 @@ class TicEmulator(PtyEmulator):
         reverse_switch_at: int | None = -1000,
         forward_switch_at: int | None = None,
         vin_mv: int = 12000,
+        accel_steps_s2: float = 0.0,
     ) -> None:
         super().__init__()
+        self.accel = accel_steps_s2
         self.settings_speed = steps_per_s  # the stored setting: a reset restores it
         self.device_number = device_number
         self.crc = crc
@@ -115,18 +129,21 @@ class TicEmulator(PtyEmulator):
         self.speed = steps_per_s
         self.planning = 0  # 0 off, 1 position, 2 velocity (homing)
         self.target = 0
+        self.target_velocity = 0  # microsteps per 10 000 s (velocity planning mode)
+        self.device_reset = 0  # cause of the last full reset (0: power-up)
         self.homing: int | None = None  # direction while homing
         self.uncertain = True
         self.limit = 0  # active limit switch flags
         self._packet = bytearray()
         self._offset = 0  # physical steps = position + offset: a reset moves the count only
-        self._motion = Motion(0.0, 0.0, steps_per_s)
+        self._motion = self._at_rest(0.0, time.monotonic())
         self._move_from: int | None = None  # start of the position move under way
         self._fault_at: tuple[float, str] | None = None  # a mid-move fault: (when, kind)
         self._disconnect_at: float | None = None
         self._booted = self._last_command = time.monotonic()
         self._handlers: dict[Command, Callable[[bytes, float], None]] = {
             C.SET_TARGET_POSITION: self._set_target,
+            C.SET_TARGET_VELOCITY: self._set_velocity,
             C.HALT_AND_SET_POSITION: self._halt_and_set_position,
             C.HALT_AND_HOLD: self._halt_and_hold,
             C.GO_HOME: self._go_home,
@@ -135,7 +152,7 @@ class TicEmulator(PtyEmulator):
             C.ENERGIZE: lambda _, now: self._clear(E.INTENTIONALLY_DEENERGIZED),
             C.EXIT_SAFE_START: self._exit_safe_start,
             C.ENTER_SAFE_START: lambda _, now: self._set_error(E.SAFE_START_VIOLATION, now),
-            C.RESET: lambda _, now: self._power_up(now),
+            C.RESET: lambda _, now: self._reset_command(now),
             C.CLEAR_DRIVER_ERROR: lambda _, now: self._clear(E.MOTOR_DRIVER_ERROR),
             C.SET_SPEED_MAX: self._set_speed,
             C.SET_STARTING_SPEED: lambda data, now: None,  # kept in ``written``; no ramps here
@@ -249,11 +266,25 @@ class TicEmulator(PtyEmulator):
         self._move_from = here
         self._schedule_faults(abs(value - here) / self.speed, now)
 
+    def _set_velocity(self, data: bytes, now: float) -> None:
+        """Velocity planning: 0 decelerates to a standstill and holds (position still certain)."""
+        if self.operation_state != NORMAL:
+            return
+        value = decode32(data)
+        self.planning, self.target_velocity, self.homing = 2, value, None
+        self._move_from = None  # a position move cut short is not a finished move
+        self._fault_at = None
+        if value == 0:
+            self._motion.decelerate(now)
+            return
+        speed = min(abs(value) / 10_000, self.speed)
+        self._motion.start(FAR if value > 0 else -FAR, speed, now)
+
     def _halt_and_set_position(self, data: bytes, now: float) -> None:
         value, here = decode32(data), self._position(now)
         self._halt(now)
         self._offset += here - value
-        self._motion = Motion(float(value), float(value), self.speed, now)
+        self._motion = self._at_rest(float(value), now)
         self.target, self.uncertain = value, False
 
     def _halt_and_hold(self, data: bytes, now: float) -> None:
@@ -292,8 +323,10 @@ class TicEmulator(PtyEmulator):
         if bit & (RESET_STATE | E.INTENTIONALLY_DEENERGIZED):
             self._halt(now)
             self.uncertain = True  # de-energised: the motor may slip
-        elif was_normal:
-            self._halt(now)  # soft error response "decelerate to hold"
+        elif was_normal:  # the default soft error response, "decelerate to hold"
+            self._motion.decelerate(now)
+            self.planning, self.target_velocity, self.homing = 2, 0, None
+            self._move_from = self._fault_at = None
 
     def _serial_error(self, occurred: int, now: float) -> None:
         self.errors_occurred |= occurred
@@ -303,23 +336,41 @@ class TicEmulator(PtyEmulator):
         self.error_status &= ~bits
 
     def _halt(self, now: float) -> None:
-        here = float(self._position(now))
-        self._motion = Motion(here, here, self.speed, now)
+        self._motion = self._at_rest(float(self._position(now)), now)
         self.planning, self.homing = 0, None
         self._move_from = None
         self._fault_at = None
 
-    def _power_up(self, now: float) -> None:
-        """Power-up or Reset: settings reloaded, count at 0 and uncertain, safe start on."""
+    def _at_rest(self, position: float, now: float) -> Motion:
+        return Motion(position, position, self.speed, now, accel=self.accel)
+
+    def _power_up(self, now: float, *, cause: int = 0) -> None:
+        """A full reset (power-up, brown-out): settings reloaded, the count and the uptime
+        start again at 0, position uncertain, safe start on."""
         self._offset += self._position(now)
         self.speed = self.settings_speed
         self._halt(now)
-        self._motion = Motion(0.0, 0.0, self.speed, now)
-        self.target = 0
+        self._motion = self._at_rest(0.0, now)
+        self.target = self.target_velocity = 0
         self.error_status = int(E.SAFE_START_VIOLATION)
+        self.errors_occurred = 0
         self.uncertain = True
         self.limit = 0
+        self.device_reset = cause
         self._booted = self._last_command = now
+
+    def _reset_command(self, now: float) -> None:
+        """The Reset command: an abrupt stop, settings reloaded, serial error, command timeout
+        and errors occurred cleared, safe start on; the uptime runs on, the count is kept and
+        the "intentionally de-energised" bit is left as it was (tic.h, tic_reset())."""
+        deenergised = self.error_status & E.INTENTIONALLY_DEENERGIZED
+        self.speed = self.settings_speed
+        self._halt(now)
+        self.target, self.target_velocity = self._position(now), 0
+        self.error_status = int(E.SAFE_START_VIOLATION) | deenergised
+        self.errors_occurred = 0
+        self.uncertain = True  # the Reset state de-energises the motor
+        self.limit = 0
 
     def _position(self, now: float) -> int:
         return round(self._motion.now(now))
@@ -328,7 +379,8 @@ class TicEmulator(PtyEmulator):
         here = self._position(now)
         velocity = 0
         if self._motion.moving(now):
-            velocity = round(self.speed * 10_000) * (1 if self._motion.target > here else -1)
+            sign = 1 if self._motion.target > here else -1
+            velocity = sign * max(1, round(self._motion.velocity(now) * 10_000))
         misc = (
             (MiscFlag.ENERGIZED if self.energized else 0)
             | (MiscFlag.POSITION_UNCERTAIN if self.uncertain else 0)
@@ -343,7 +395,7 @@ class TicEmulator(PtyEmulator):
             self.errors_occurred,
             self.planning,
             self.target,
-            0,  # target velocity: velocity mode is not emulated
+            self.target_velocity,
             w.get(C.SET_STARTING_SPEED, 0),
             round(self.speed * 10_000),
             w.get(C.SET_DECEL_MAX, 0),
@@ -352,7 +404,7 @@ class TicEmulator(PtyEmulator):
             velocity,
             self.target,
             0,  # time since last step
-            0,  # device reset cause: power-up
+            self.device_reset,
             self.vin_mv,
             round((now - self._booted) * 1000) & 0xFFFFFFFF,
         )
@@ -369,7 +421,7 @@ class TicEmulator(PtyEmulator):
             if kind == "alarm":
                 self._limit_hit(now)
             else:
-                self._power_up(now)
+                self._power_up(now, cause=RESET_BROWNOUT)
         timeout = self.command_timeout_s
         if timeout and now - self._last_command > timeout:
             self._set_error(E.COMMAND_TIMEOUT, now)
@@ -381,7 +433,7 @@ class TicEmulator(PtyEmulator):
             # Homing ends on the switch, which becomes position 0 (guide 5.6).
             self._offset += self._position(now)
             self._halt(now)
-            self._motion = Motion(0.0, 0.0, self.speed, now)
+            self._motion = self._at_rest(0.0, now)
             self.target, self.uncertain = 0, False
         elif self._move_from is not None:
             self.moves.append((self._move_from, self.target))
@@ -400,5 +452,5 @@ class TicEmulator(PtyEmulator):
         """A limit switch trips: the Tic stops, keeps its target and flags the switch."""
         here = self._position(now)
         self.limit |= MiscFlag.FORWARD_LIMIT if self.target > here else MiscFlag.REVERSE_LIMIT
-        self._motion = Motion(float(here), float(here), self.speed, now)
+        self._motion = self._at_rest(float(here), now)
         self._move_from = None

@@ -28,6 +28,7 @@ JOG_CANCEL = b"\x85"
 REFERENCE_MARK = "G19"  # plane select meaning "referenced since the last restart" (see _mark)
 RESET_GRACE_S = 0.05  # after open, before the first query: a DTR reset takes effect in this
 POLL_S = 0.02  # status poll interval while waiting for a standstill
+ANSWER_S = 0.2  # after a timed-out move: a controller that still talks answers within this
 SILENT_S = 1.5  # no answer for this long after open (past any boot): halted, or not GRBL
 
 ERRORS = {
@@ -168,7 +169,14 @@ class GrblDriver:
                 raise RailError(f"move stopped on request at {where:.1f} um") from None
             except LinkTimeout as exc:
                 self.link.write(JOG_CANCEL + FEED_HOLD)
-                where = self._come_to_rest()
+                try:
+                    where = self._come_to_rest(answer_s=ANSWER_S)
+                except LinkTimeout:
+                    raise RailError(
+                        f"GRBL stopped answering during the move to {target_um:.1f} um ({exc}); "
+                        "stackrig sent it a feed hold. Check the cable and power, then connect "
+                        "again: the position is not known until then"
+                    ) from exc
                 raise RailError(
                     f"the move to {target_um:.1f} um did not finish within {timeout_s:.1f} s, "
                     f"so stackrig stopped it at {where:.1f} um: check the rail for a jam, and "
@@ -218,19 +226,19 @@ class GrblDriver:
         with self._io:
             self._stopping.clear()
             try:
-                state, _ = self.status(time.monotonic() + 0.5)
+                state = self._state(time.monotonic() + 0.5)
             except LinkTimeout:
                 state = "Halted"
             except ControllerRestarted:
-                state, _ = self.status()
+                state = self._state()
             words = []
             if state in ("Halted", "Sleep"):
                 self._reset()
                 words.append("reset it")
-                state, _ = self.status()
+                state = self._state()
             if state in ("Hold", "Door"):
                 self._come_to_rest()
-                state, _ = self.status()
+                state = self._state()
             if state != "Alarm":
                 return "GRBL was not locked" if not words else f"{words[0]}; it is {state}"
             pins = self._pins()
@@ -261,7 +269,7 @@ class GrblDriver:
             # Only a reset wakes GRBL from sleep, and it wakes locked: the motor was free, so
             # the position is no longer referenced. Holding torque between moves is $1=255.
             with self._io:
-                if self.status()[0] == "Sleep":
+                if self._state() == "Sleep":
                     self._reset()
                     self._send("$X", what="the unlock after sleep")
         else:
@@ -284,6 +292,10 @@ class GrblDriver:
         if self._wco is None:
             self._wco = self._offsets(deadline)
         return state, machine - self._wco
+
+    def _state(self, deadline: float | None = None) -> str:
+        """The state alone (no '$#' for offsets: a sleeping or halted GRBL answers no lines)."""
+        return self._status_report(deadline)[0].split(":")[0]
 
     def _status_report(self, deadline: float | None = None) -> tuple[str, str]:
         """(state with its sub-state, e.g. 'Hold:0', and the rest of the report)."""
@@ -341,16 +353,19 @@ class GrblDriver:
         self._send(REFERENCE_MARK)
         self.referenced = True
 
-    def _come_to_rest(self) -> float:
+    def _come_to_rest(self, answer_s: float | None = None) -> float:
         """After a stop: wait for the standstill, flush the planner, keep the reference.
 
         A reset in motion would raise ALARM:3; at Hold:0 it keeps the position, so the mark is
-        set again when the position was referenced. Returns where the axis stopped (um)."""
+        set again when the position was referenced. Returns where the axis stopped (um).
+        ``answer_s`` bounds the first answer (a controller that went silent fails fast)."""
         deadline = time.monotonic() + self.boot_timeout_s + 10.0
+        first = None if answer_s is None else time.monotonic() + answer_s
         self._resting = True
         try:
             while True:
-                state, _ = self._status_report(deadline)
+                state, _ = self._status_report(first or deadline)
+                first = None
                 if state in ("Idle", "Alarm", "Sleep", "Hold:0"):
                     break
                 time.sleep(POLL_S)

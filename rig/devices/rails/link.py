@@ -66,7 +66,9 @@ class SerialLink:
             attrs = termios.tcgetattr(port.fileno())
             attrs[2] &= ~termios.HUPCL
             termios.tcsetattr(port.fileno(), termios.TCSANOW, attrs)
-        except (ImportError, AttributeError, ValueError, *_LINK_ERRORS):
+        except (ImportError, AttributeError, ValueError):
+            pass
+        except _LINK_ERRORS:
             pass
 
     @property

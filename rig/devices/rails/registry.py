@@ -1,46 +1,79 @@
-"""Protocol name -> driver and emulator, imported only when asked for."""
+"""Protocol name -> driver and emulator, imported only when asked for.
+
+:func:`make_driver` is the one place a profile's rail section becomes a driver: every key a
+firmware can use reaches it here (see docs/rails.md, "In a profile").
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from rig.devices.emulators.base import PtyEmulator
 from rig.devices.protocols import FocusDriver
 from rig.errors import RailError
 
+if TYPE_CHECKING:
+    from rig.profiles.schema import RailSection
+
 PROTOCOLS = ("grbl", "marlin", "sangaboard", "tic")
 NEEDS_STEPS = ("sangaboard", "tic")  # these speak steps, not millimetres
 
 
-def make_driver(
-    protocol: str,
-    port: str,
-    *,
-    steps_per_mm: float | None = None,
-    speed_mm_s: float = 5.0,
-) -> FocusDriver:
-    """A driver for ``protocol`` on ``port`` (nothing is opened yet)."""
+def make_driver(rail: RailSection, port: str | None = None) -> FocusDriver:
+    """A driver for the profile's ``[rail]`` section (nothing is opened yet).
+
+    ``port`` replaces ``rail.port`` (an emulator's pty, a port given on the command line).
+    """
+    protocol = rail.protocol
     if protocol not in PROTOCOLS:
         raise RailError(f"protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+    steps_per_mm = rail.steps_per_mm
     if protocol in NEEDS_STEPS and not steps_per_mm:
         raise RailError(
-            f"a {protocol} controller counts steps: give steps per mm (see README, 'Wiring a "
-            "controller into a profile')"
+            f"a {protocol} controller counts steps: give steps per mm (see docs/rails.md, "
+            "'Steps per millimetre')"
         )
+    where = port or rail.port
+    link: dict[str, Any] = {} if rail.baud_rate is None else {"baudrate": rail.baud_rate}
     if protocol == "grbl":
         from rig.devices.rails.grbl import GrblDriver
 
-        return GrblDriver(port, speed_mm_s=speed_mm_s)
+        return GrblDriver(where, axis=rail.axis, speed_mm_s=rail.speed_mm_s, **link)
     if protocol == "marlin":
         from rig.devices.rails.marlin import MarlinDriver
 
-        return MarlinDriver(port, steps_per_mm=steps_per_mm, speed_mm_s=speed_mm_s)
+        return MarlinDriver(
+            where,
+            axis=rail.axis,
+            steps_per_mm=steps_per_mm,
+            speed_mm_s=rail.speed_mm_s,
+            accel_mm_s2=rail.accel_mm_s2,
+            **link,
+        )
     assert steps_per_mm is not None
     if protocol == "sangaboard":
         from rig.devices.rails.sangaboard import SangaboardDriver
 
-        return SangaboardDriver(port, steps_per_mm=steps_per_mm)
+        return SangaboardDriver(
+            where,
+            axis=rail.axis,
+            steps_per_mm=steps_per_mm,
+            home_direction=rail.home_direction,
+            **link,
+        )
     from rig.devices.rails.tic import TicDriver
 
-    return TicDriver(port, steps_per_mm=steps_per_mm, max_speed_steps_s=speed_mm_s * steps_per_mm)
+    accel = rail.accel_mm_s2
+    return TicDriver(
+        where,
+        steps_per_mm=steps_per_mm,
+        device_number=rail.tic_device_number,
+        crc=rail.tic_crc,
+        home_direction=rail.home_direction,
+        max_speed_steps_s=rail.speed_mm_s * steps_per_mm,
+        max_accel_steps_s2=None if accel is None else accel * steps_per_mm,
+        **link,
+    )
 
 
 def make_emulator(protocol: str) -> PtyEmulator:

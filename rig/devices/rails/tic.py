@@ -4,6 +4,12 @@ Encodings follow pololu/tic-arduino (Tic.cpp) and the Tic user's guide (0J71, se
 "Moved" means the current position equals the target position in position planning mode, read
 back from the Tic itself. The Tic stops on its own when the host is silent longer than its
 command timeout (1 s by default), so every status poll carries a "reset command timeout".
+
+``referenced`` is the Tic's own word: its "position uncertain" flag, which it sets at power-up,
+on a Reset, whenever the motor is de-energised (on purpose, or by a driver error or low VIN)
+and on "halt and hold", and clears only on "halt and set position" and a finished homing. So a
+stop here decelerates to a standstill ("set target velocity 0", the Tic's own default soft
+error response) instead of halting abruptly: the count stays trustworthy and referenced.
 """
 
 from __future__ import annotations
@@ -13,17 +19,20 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 
 from rig.devices.rails.link import SerialLink
-from rig.errors import RailError
+from rig.errors import ControllerRestarted, RailError
 
 log = logging.getLogger("stackrig.rails.tic")
 
-REPLY_TIMEOUT_S = 0.5  # a status exchange is ~35 bytes: 40 ms at 9600 baud, plus USB latency
+REPLY_TIMEOUT_S = 0.5  # a status exchange is ~40 bytes: 45 ms at 9600 baud, plus USB latency
 POLL_S = 0.02
+STOP_TIMEOUT_S = 5.0  # a decelerating stop that takes longer is made abrupt (halt and hold)
+FAILED_STOP_S = 0.5  # after a failed move: how long the deceleration may take before halting
+RESTART_REASON = "the Tic reset (power dip, brown-out or reset) and restarted its count at 0"
 RESUME_TIMEOUT_S = 1.0  # exit safe start clears the error for 200 ms while the Tic starts up
 NONSENSE_RETRIES = 3
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
@@ -31,6 +40,7 @@ I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 
 class Command(IntEnum):
     SET_TARGET_POSITION = 0xE0
+    SET_TARGET_VELOCITY = 0xE3
     HALT_AND_SET_POSITION = 0xEC
     HALT_AND_HOLD = 0x89
     GO_HOME = 0x97
@@ -182,10 +192,10 @@ class Framing:
         return self.frame(command, bytes([offset & 0x7F, length]))
 
 
-# One status poll: keep-alive, then current position, VIN + uptime, and last the header block.
-# The header goes last because it is the one we can check: if noise shifted the replies, it no
-# longer validates, and that vouches for the blocks in front of it.
-STATUS_REPLY_LEN = 4 + 6 + 14
+# One status poll: keep-alive, then current position and velocity, VIN + uptime, and last the
+# header block. The header goes last because it is the one we can check: if noise shifted the
+# replies, it no longer validates, and that vouches for the blocks in front of it.
+STATUS_REPLY_LEN = 8 + 6 + 14
 
 
 @dataclass(frozen=True)
@@ -199,6 +209,12 @@ class TicStatus:
     position: int
     vin_mv: int
     uptime_ms: int
+    velocity: int = 0  # microsteps per 10 000 s
+
+    @property
+    def still(self) -> bool:
+        """Standing still: no velocity and no homing under way."""
+        return self.velocity == 0 and not self.homing
 
     @property
     def homing(self) -> bool:
@@ -225,7 +241,7 @@ def status_request(framing: Framing) -> bytes:
     """
     return (
         framing.quick(Command.RESET_COMMAND_TIMEOUT)
-        + framing.block_read(0x22, 4)
+        + framing.block_read(0x22, 8)
         + framing.block_read(0x33, 6)
         + framing.block_read(0x00, 14, clear_errors=True)
     )
@@ -235,15 +251,15 @@ def decode_status(reply: bytes) -> TicStatus:
     """The reply to :func:`status_request`; ValueError when it cannot be a Tic's."""
     if len(reply) != STATUS_REPLY_LEN:
         raise ValueError(f"{len(reply)} bytes, expected {STATUS_REPLY_LEN}")
-    (position,) = struct.unpack_from("<i", reply, 0)
-    vin, uptime = struct.unpack_from("<HI", reply, 4)
-    op, misc, errors, occurred, planning, target = struct.unpack_from("<BBHIxBi", reply, 10)
+    position, velocity = struct.unpack_from("<ii", reply, 0)
+    vin, uptime = struct.unpack_from("<HI", reply, 8)
+    op, misc, errors, occurred, planning, target = struct.unpack_from("<BBHIxBi", reply, 14)
     # Only the enumerated fields are checked: flag and error words gain bits in new firmware.
     if op not in OPERATION_STATES:
         raise ValueError(f"operation state {op} is not a Tic state")
     if planning > 2:
         raise ValueError(f"planning mode {planning} is not a Tic mode")
-    return TicStatus(op, misc, errors, occurred, planning, target, position, vin, uptime)
+    return TicStatus(op, misc, errors, occurred, planning, target, position, vin, uptime, velocity)
 
 
 def describe_errors(errors: int) -> str:
@@ -263,7 +279,7 @@ class TicDriver:
     Positions are micrometres in the API and (micro)steps on the wire: ``steps_per_mm`` counts
     the Tic's microsteps. ``device_number`` None speaks the compact protocol, otherwise the
     Pololu protocol to that device. Speeds and accelerations, when given, override the Tic's
-    stored settings until it resets.
+    stored settings until it resets (the driver sends them again after a reset it sees).
     """
 
     name = "tic"
@@ -293,11 +309,15 @@ class TicDriver:
         self.accel_setting = _accel_setting(max_accel_steps_s2)
         self.home_direction = home_direction
         self.link = SerialLink(port, baudrate, label="Tic")
+        self.referenced = False  # the Tic's "position uncertain" flag, as last read
         self._request = status_request(self.framing)
         self._exchange = threading.Lock()  # one status exchange at a time, whatever the thread
-        self._stopped = threading.Event()
+        self._motion = threading.Lock()  # held by a call waiting for motion (move, home)
+        self._mover: int | None = None  # the thread holding _motion
+        self._stops = 0  # stop requests so far: a waiting call watches for a new one
         self._uptime_ms: int | None = None
         self._lost: str | None = None  # why absolute positions can no longer be trusted
+        self._reconfigure = False  # the Tic reset: its own settings are back, send ours again
 
     # -- FocusDriver ---------------------------------------------------------------------------
 
@@ -308,7 +328,7 @@ class TicDriver:
             status = self._identify()
             self._configure()
             status = self._resume(Command.ENERGIZE, Command.EXIT_SAFE_START)
-        except RailError:
+        except BaseException:  # whatever ends a connect, the port it opened is closed
             self.link.close()
             raise
         self._lost = None
@@ -325,12 +345,14 @@ class TicDriver:
         return self._um(self._status().position)
 
     def move_to(self, target_um: float, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
         steps = self._steps(target_um)
         what = f"the move to {target_um:.1f} um"
-        self._stopped.clear()
-        self._ready(what, absolute=True)
-        self._send(self.framing.write32(Command.SET_TARGET_POSITION, steps))
-        self._wait(what, timeout_s, steps, lambda s: s.position == steps and s.target == steps)
+        stops = self._stops
+        with self._moving():
+            self._ready(what, absolute=True, deadline=deadline)
+            self._send(self.framing.write32(Command.SET_TARGET_POSITION, steps))
+            self._wait(what, timeout_s, deadline, stops, steps, _arrived(steps))
 
     def jog(self, delta_um: float) -> None:
         status = self._ready("a jog", absolute=False)
@@ -340,9 +362,50 @@ class TicDriver:
         self._send(self.framing.write32(Command.SET_TARGET_POSITION, target))
 
     def stop(self) -> None:
-        """HaltAndHold at once (the write lock only orders it between whole commands)."""
-        self._stopped.set()
-        self._send(self.framing.quick(Command.HALT_AND_HOLD))
+        """Decelerate to a standstill ("set target velocity 0") and wait for it.
+
+        Safe from any thread: a call waiting for motion sees the request and raises; this one
+        returns once the Tic reports zero velocity. An idle Tic gets no command at all. A
+        deceleration that outlasts ``STOP_TIMEOUT_S`` is cut short with "halt and hold" (the
+        Tic then flags its position uncertain, so ``referenced`` becomes False).
+        """
+        self._stops += 1
+        if self._motion.acquire(blocking=False):
+            try:
+                if not self._status().still:  # a jog under way
+                    self._come_to_rest(STOP_TIMEOUT_S)
+            finally:
+                self._motion.release()
+            return
+        self._send(self._decelerate)  # a move is under way: stop it now
+        if self._mover == threading.get_ident():
+            return  # from inside that very call (a signal handler): it sees the request
+        self._come_to_rest(STOP_TIMEOUT_S)
+
+    def unlock(self) -> str:
+        """Clear what keeps the Tic from moving: a latched driver error, an intentional
+        de-energise, safe start; then it must run normally."""
+        status = self._status()
+        errors = status.error_status
+        done = []
+        commands = []
+        if errors & TicError.MOTOR_DRIVER_ERROR:
+            commands.append(Command.CLEAR_DRIVER_ERROR)
+            done.append("cleared the motor driver error")
+        if errors & TicError.INTENTIONALLY_DEENERGIZED:
+            commands.append(Command.ENERGIZE)
+            done.append("energised the motor")
+        rest = errors & ~(TicError.MOTOR_DRIVER_ERROR | TicError.INTENTIONALLY_DEENERGIZED)
+        if rest:
+            done.append(f"resumed it from {describe_errors(rest)}")
+        commands.append(Command.EXIT_SAFE_START)
+        self._reapply_settings()
+        status = self._resume(*commands)
+        what = "; ".join(done) if done else "nothing was locked (it runs normally)"
+        if self._lost or not self.referenced:
+            why = self._lost or "it flags its position uncertain"
+            return f"Tic: {what}. {why}: home or set zero before absolute moves"
+        return f"Tic: {what}; the position is kept"
 
     def set_zero(self) -> None:
         self._send(self.framing.write32(Command.HALT_AND_SET_POSITION, 0))
@@ -355,12 +418,14 @@ class TicDriver:
         self._lost = None
 
     def home(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
         what = f"homing ({self.home_direction})"
-        self._stopped.clear()
-        self._ready(what, absolute=False)
-        direction = 1 if self.home_direction == "forward" else 0
-        self._send(self.framing.write7(Command.GO_HOME, direction))
-        self._wait(what, timeout_s, None, self._homed)
+        stops = self._stops
+        with self._moving():
+            self._ready(what, absolute=False, deadline=deadline)
+            direction = 1 if self.home_direction == "forward" else 0
+            self._send(self.framing.write7(Command.GO_HOME, direction))
+            self._wait(what, timeout_s, deadline, stops, None, self._homed)
         self._lost = None
 
     def energise(self, on: bool) -> None:
@@ -368,6 +433,7 @@ class TicDriver:
             self._resume(Command.ENERGIZE, Command.EXIT_SAFE_START)
         else:
             self._send(self.framing.quick(Command.DEENERGIZE))
+            self.referenced = False  # the Tic flags its position uncertain when de-energised
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -382,12 +448,20 @@ class TicDriver:
             ) from exc
 
     def _configure(self) -> None:
+        self._reconfigure = False
         if self.speed_setting is not None:
             self._send(self.framing.write32(Command.SET_SPEED_MAX, self.speed_setting))
         if self.accel_setting is not None:
             # Same deceleration: a focus rail should stop the way it starts.
             self._send(self.framing.write32(Command.SET_ACCEL_MAX, self.accel_setting))
             self._send(self.framing.write32(Command.SET_DECEL_MAX, self.accel_setting))
+
+    def _reapply_settings(self) -> None:
+        if self._reconfigure:
+            log.info(
+                "Tic on %s reset: sending the profile's speed and acceleration again", self.port
+            )
+            self._configure()
 
     def _resume(self, *commands: Command) -> TicStatus:
         """Send ``commands`` (ticcmd --resume), then wait until the Tic runs normally."""
@@ -407,14 +481,15 @@ class TicDriver:
 
     # -- motion --------------------------------------------------------------------------------
 
-    def _ready(self, what: str, *, absolute: bool) -> TicStatus:
+    def _ready(self, what: str, *, absolute: bool, deadline: float | None = None) -> TicStatus:
         """The Tic's status once it can take a target; resumes after an idle command timeout."""
-        status = self._status()
+        status = self._status(deadline)
         if absolute and self._lost:
             raise self._lost_error(f"cannot start {what}")
         blocking = status.error_status & ~RESUMABLE
         if blocking:
             raise RailError(f"cannot start {what}: the Tic reports {describe_errors(blocking)}")
+        self._reapply_settings()
         if status.error_status:
             # This move is the operator's own request, which is what safe start waits for.
             log.info("Tic resumes before %s: %s", what, describe_errors(status.error_status))
@@ -425,33 +500,36 @@ class TicDriver:
         self,
         what: str,
         timeout_s: float,
+        deadline: float,
+        stops: int,
         target: int | None,
         done: Callable[[TicStatus], bool],
     ) -> None:
-        """Poll until ``done``; any fault halts the motor (best effort) and raises."""
-        deadline = time.monotonic() + timeout_s
+        """Poll until ``done``; any fault stops the motor (decelerating, then abruptly if it
+        does not come to rest in time) and raises."""
         try:
             while True:
                 status = self._status()
-                self._check(status, what, target)
+                self._check(status, what, target, stops)
                 if done(status):
                     return
                 if time.monotonic() >= deadline:
                     raise RailError(
                         f"{what} did not finish within {timeout_s:.1f} s (the Tic is at "
-                        f"{self._um(status.position):.1f} um): the motor was halted; check for "
-                        "a stall, a missing limit switch or a too low max speed"
+                        f"{self._um(status.position):.1f} um): the motor was halted; check "
+                        "for a stall, a missing limit switch or a too low max speed"
                     )
                 time.sleep(POLL_S)
         except RailError:
             with contextlib.suppress(RailError):
-                self._send(self.framing.quick(Command.HALT_AND_HOLD))
+                self._send(self._decelerate)
+                self._come_to_rest(FAILED_STOP_S)
             raise
 
-    def _check(self, status: TicStatus, what: str, target: int | None) -> None:
+    def _check(self, status: TicStatus, what: str, target: int | None, stops: int) -> None:
         """Raise for anything that means the motion will not end where it was asked to."""
         here = f"{self._um(status.position):.1f} um"
-        if self._stopped.is_set():
+        if self._stops != stops:
             raise RailError(f"{what} was stopped on request at {here}: check the rail, then move")
         if self._lost:
             raise self._lost_error(f"{what} failed at {here}")
@@ -473,6 +551,37 @@ class TicDriver:
                 f"{what} was overridden at {here}: the Tic's target is now {status.target} steps. "
                 "Close other programs talking to the Tic (e.g. the Tic Control Center)"
             )
+
+    @contextlib.contextmanager
+    def _moving(self) -> Iterator[None]:
+        with self._motion:
+            self._mover = threading.get_ident()
+            try:
+                yield
+            finally:
+                self._mover = None
+
+    @property
+    def _decelerate(self) -> bytes:
+        return self.framing.write32(Command.SET_TARGET_VELOCITY, 0)
+
+    def _come_to_rest(self, bound_s: float) -> TicStatus:
+        """Ask for a standstill and wait for it; abruptly (halt and hold) past ``bound_s``."""
+        self._send(self._decelerate)
+        deadline = time.monotonic() + bound_s
+        while not (status := self._status()).still:
+            if time.monotonic() >= deadline:
+                self._send(self.framing.quick(Command.HALT_AND_HOLD))
+                log.warning("Tic on %s did not decelerate in %.1f s: halted", self.port, bound_s)
+                status = self._status()
+                if not status.still:
+                    raise RailError(
+                        f"the Tic on {self.port} still moves after a stop: de-energise it or "
+                        "cut its motor power"
+                    )
+                return status
+            time.sleep(POLL_S)
+        return status
 
     def _lost_error(self, prefix: str) -> RailError:
         return RailError(
@@ -496,15 +605,20 @@ class TicDriver:
     def _send(self, data: bytes) -> None:
         self.link.write(data)
 
-    def _status(self) -> TicStatus:
-        """One validated status poll (also keeps the command timeout from firing)."""
+    def _status(self, deadline: float | None = None) -> TicStatus:
+        """One validated status poll (also keeps the command timeout from firing), answered
+        before ``deadline`` where given, else within ``REPLY_TIMEOUT_S``."""
         problem = ""
         with self._exchange:
             for _ in range(NONSENSE_RETRIES):
                 self.link.reset_input()  # bytes left over from noise or a late reply
                 self.link.write(self._request)
-                deadline = time.monotonic() + REPLY_TIMEOUT_S
-                raw = self.link.read_bytes(STATUS_REPLY_LEN, deadline, "a status request")
+                bound = time.monotonic() + REPLY_TIMEOUT_S
+                raw = self.link.read_bytes(
+                    STATUS_REPLY_LEN,
+                    bound if deadline is None else min(bound, deadline),
+                    "a status request",
+                )
                 try:
                     status = decode_status(raw)
                 except ValueError as exc:
@@ -519,18 +633,20 @@ class TicDriver:
         )
 
     def _track(self, status: TicStatus) -> None:
-        """Remember events that make the Tic's position count untrustworthy."""
-        reason = None
-        # Uptime only runs backwards when the Tic restarted (it wraps after 49 days).
-        if self._uptime_ms is not None and status.uptime_ms < self._uptime_ms:
-            reason = "the Tic reset (power dip, brown-out or reset) and restarted its count at 0"
-        self._uptime_ms = status.uptime_ms
+        """Remember events that make the Tic's position count untrustworthy; a restart (its
+        uptime ran backwards) raises :class:`ControllerRestarted`, once."""
+        self.referenced = not status.position_uncertain
+        restarted = self._uptime_ms is not None and status.uptime_ms < self._uptime_ms
+        self._uptime_ms = status.uptime_ms  # wraps after 49 days: only a restart goes back
         slipped = status.errors_occurred & LOSES_POSITION
         if slipped:
-            reason = f"the Tic de-energised the motor: {describe_errors(slipped)}"
-        if reason:
-            log.warning("Tic on %s: %s", self.port, reason)
-            self._lost = reason
+            self._lost = f"the Tic de-energised the motor: {describe_errors(slipped)}"
+            log.warning("Tic on %s: %s", self.port, self._lost)
+        if restarted:
+            self._lost = RESTART_REASON
+            self._reconfigure = True
+            log.warning("Tic on %s: %s", self.port, self._lost)
+            raise ControllerRestarted(self._lost_error("the Tic on " + self.port + " restarted"))
 
     # -- units ---------------------------------------------------------------------------------
 
@@ -542,6 +658,12 @@ class TicDriver:
         if not I32_MIN <= steps <= I32_MAX:
             raise RailError(f"{um:.1f} um is outside the Tic's position range (32-bit steps)")
         return steps
+
+
+def _arrived(steps: int) -> Callable[[TicStatus], bool]:
+    return lambda s: (
+        s.position == steps and s.target == steps and s.planning_mode == PLANNING_POSITION
+    )
 
 
 def _speed_setting(steps_s: float | None) -> int | None:
