@@ -129,3 +129,28 @@ def test_simulate_drives_the_firmware_emulator(
     out = capsys.readouterr().out
     assert out.startswith("connected: ") and connected in out.splitlines()[0]
     assert "position: 1000.0 um" in out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("protocol", ["grbl", "marlin"])
+def test_ctrl_c_and_sigterm_stop_the_motion(protocol: str, sig: signal.Signals) -> None:
+    from rail_harness import GRBL, MARLIN, wait_until
+
+    fw = {"grbl": GRBL, "marlin": MARLIN}[protocol]
+    with fw.running(speed_mm_s=5.0) as emu:
+        command = [*STACKRIG, "rail", "jog", "50000", "--port", emu.path]
+        command += ["--protocol", protocol, "--speed", "5"]
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        wait_until(lambda: fw.moving(emu), timeout_s=10.0)
+        process.send_signal(sig)
+        out, _ = process.communicate(timeout=20)
+        assert process.returncode == 130, out
+        assert "interrupted: the rail was stopped; position:" in out
+        assert not fw.moving(emu)  # stopped, not left running to the end of the jog
+        assert fw.position_um(emu) < 40_000.0

@@ -205,7 +205,7 @@ def test_the_cli_stops_the_rail_on_ctrl_c_and_sigterm(sim: GrblSim, grbl: GrblDr
         process.send_signal(sig)
         out, _ = process.communicate(timeout=15)
         assert process.returncode == 130, out
-        assert "the rail was stopped at" in out
+        assert "the rail was stopped; position:" in out
         assert truth.still()
         assert truth.um() < 20000.0
     grbl.connect()

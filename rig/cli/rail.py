@@ -190,12 +190,12 @@ def _stopped(rail: Any) -> Interrupted:
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut it
     try:
         rail.stop()
-        where = f"stopped at {_position(rail)}"
+        where = f"the rail was stopped; position: {_position(rail)}"
     except RigError as exc:
         where = f"the stop failed ({exc}): check the rail"
     finally:
         signal.signal(signal.SIGINT, previous)
-    return Interrupted(f"interrupted: the rail was {where}")
+    return Interrupted(f"interrupted: {where}")
 
 
 @contextmanager
