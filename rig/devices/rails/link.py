@@ -122,6 +122,21 @@ class SerialLink:
             if chunk:
                 self._buffer.extend(chunk)
 
+    def waiting_lines(self) -> list[str]:
+        """The whole lines already received, without waiting (a partial line stays)."""
+        port = self._require()
+        try:
+            if port.in_waiting:
+                self._buffer.extend(port.read(port.in_waiting))
+        except _LINK_ERRORS as exc:
+            raise self._lost(exc) from exc
+        lines = []
+        while (end := self._buffer.find(b"\n")) >= 0:
+            raw = bytes(self._buffer[:end])
+            del self._buffer[: end + 1]
+            lines.append(raw.rstrip(b"\r").decode("ascii", errors="replace"))
+        return lines
+
     def read_bytes(self, count: int, deadline: float, what: str) -> bytes:
         """Exactly ``count`` bytes before ``deadline`` (binary protocols)."""
         port = self._require()

@@ -36,9 +36,7 @@ import time
 from collections.abc import Iterator
 from typing import overload
 
-import serial
-
-from rig.devices.rails.link import LinkTimeout, SerialLink
+from rig.devices.rails.link import SerialLink
 from rig.errors import ControllerRestarted, RailError
 
 VERSION_RE = re.compile(r"Sangaboard Firmware v(\d+(\.\d+)+)")
@@ -61,7 +59,6 @@ POLL_S = 0.05  # how often a waiting move looks at the stop request
 STOP_GRACE_S = 1.0  # after a stop, how long to wait for the firmware to confirm it
 ASK_AGAIN_S = 0.3  # connect: ask 'version' again after this much silence (a board booting)
 REPLY_WINDOW_S = 0.25  # a version line later than this after asking is a start-up banner
-DRAIN_S = 0.005  # reading what already waits in the input
 JOG_MARGIN_S = 5.0
 JOG_S_PER_STEP = 0.01  # ten times the default step delay: a jog's wait is never too short
 HOME_POLL_S = 0.1
@@ -495,17 +492,9 @@ class SangaboardDriver:
         self._link.write(command.encode("ascii") + b"\n")
 
     def _unasked(self) -> list[str]:
-        """The whole lines already waiting in the input; then the input is flushed."""
-        lines: list[str] = []
-        port = self._link._serial  # SerialLink has no "what is waiting" call (yet)
-        try:
-            while port is not None and port.in_waiting:
-                raw = self._link.read_line(time.monotonic() + DRAIN_S, "nothing")
-                lines.append(raw.strip())
-        except LinkTimeout:
-            pass  # a partial line: dropped below, as pysangaboard's flush does
-        except (OSError, serial.SerialException):
-            pass  # the flush below reports a vanished port
+        """The whole lines already waiting in the input; then the input is flushed (a partial
+        line is dropped, as pysangaboard's flush does)."""
+        lines = [line.strip() for line in self._link.waiting_lines()]
         self._link.reset_input()
         return lines
 
