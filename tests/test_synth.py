@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from benchmarks.metrics import score
-from benchmarks.synth import SynthParams, blur_levels, disc_kernel, generate, main
+from benchmarks.synth import SynthParams, generate, main
+from rig.simrig.render import blur_levels, disc_kernel
 
 TINY = SynthParams(width=320, height=240, frames=5, texture="procedural", seed=3)
 # Clean geometry: no defocus, lens blur, noise or flicker, lossless frames, and a warp large
