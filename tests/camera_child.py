@@ -109,7 +109,30 @@ def lens(camera: GPhotoCamera, tmp: Path) -> dict[str, Any]:
     return {"error": _error(lambda: lens_focus(camera).connect())}
 
 
-SCENARIOS = {f.__name__: f for f in (detect, config, capture, store_full, preview, worker, lens)}
+def feed(camera: GPhotoCamera, tmp: Path) -> dict[str, Any]:
+    """Each capture returns the frame the simulated rig put in the served file just before."""
+    import cv2
+    import numpy as np
+
+    from rig.simrig.camera_feed import CameraFeed
+
+    served = CameraFeed.existing(Path(os.environ["VCAMERADIR"]))
+    fed, got = [], []
+    for i, colour in enumerate([(250, 30, 30), (30, 250, 30), (30, 30, 250)]):
+        frame = np.zeros((240, 320, 3), np.uint8)
+        frame[:] = colour
+        cv2.putText(frame, str(i), (120, 160), cv2.FONT_HERSHEY_SIMPLEX, 4, (255, 255, 255), 8)
+        served.show(frame)
+        (path,) = camera.capture(tmp / "frames", delete_after=True)
+        image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+        fed.append(frame.reshape(-1, 3).mean(0).tolist())
+        got.append(image.reshape(-1, 3).mean(0).tolist())
+    return {"fed": fed, "got": got}
+
+
+SCENARIOS = {
+    f.__name__: f for f in (detect, config, capture, store_full, preview, worker, lens, feed)
+}
 
 
 def main() -> None:

@@ -416,3 +416,14 @@ def test_worker_watchdog_turns_a_hang_into_an_error_and_restart_recovers() -> No
 def test_lens_focus_on_a_camera_without_focus_control(served_jpeg: Path, tmp_path: Path) -> None:
     out = run_child("lens", served_jpeg, tmp_path)
     assert out["error"].startswith("Nikon DSC D750 offers no lens focus control through libgphoto2")
+
+
+@needs_vcamera
+def test_the_simulated_rig_feeds_each_capture_its_own_frame(tmp_path: Path) -> None:
+    from rig.simrig.camera_feed import CameraFeed
+
+    first = np.full((240, 320, 3), 128, np.uint8)
+    feed = CameraFeed.for_frames(tmp_path / "served", first)  # before the camera opens
+    result = run_child("feed", feed.path, tmp_path)
+    for fed, got in zip(result["fed"], result["got"], strict=True):
+        assert np.allclose(fed, got, atol=6.0), (fed, got)  # JPEG twice: a few levels off
