@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -47,3 +49,33 @@ def test_truth_and_jpeg(subject: Subject) -> None:
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="at least 64 px"):
         Subject(SubjectSettings(width=10))
+
+
+@pytest.mark.parametrize(("protocol", "steps"), [("grbl", None), ("marlin", None), ("tic", 1000.0)])
+def test_the_rig_shows_the_frame_at_the_physical_carriage_position(
+    tmp_path: Path, protocol: str, steps: float | None
+) -> None:
+    from rig.devices.motion import Rail
+    from rig.devices.rails.registry import make_driver
+    from rig.profiles.schema import RailSection
+    from rig.simrig.rig import SimulatedRig
+
+    settings = SubjectSettings(width=160, height=120, depth_um=2000.0)
+    with SimulatedRig(protocol, tmp_path, settings, steps_per_mm=steps) as rig:
+        section = RailSection(protocol=protocol, steps_per_mm=steps, speed_mm_s=20.0)
+        rail = Rail(make_driver(section, rig.port))
+        rail.connect()
+        try:
+            rail.set_zero()
+            rail.move_to(1200.0)
+            assert rig.before_shot(shot=5) == pytest.approx(1200.0, abs=5.0)
+        finally:
+            rail.close()
+        served = cv2.imdecode(np.frombuffer(rig.feed.path.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+        got = cv2.cvtColor(served, cv2.COLOR_BGR2RGB).astype(int)
+
+        def off(position_um: float) -> float:
+            return float(np.abs(got - rig.subject.frame(position_um, shot=5)).mean())
+
+        # Only the JPEG between it and the right frame; the frame at the start is another image.
+        assert off(rig.carriage_um()) < 0.6 * off(0.0)
