@@ -30,3 +30,7 @@ class OutputError(RigError):
 
 class Interrupted(RigError):
     """The operator pressed Ctrl-C; the message says what was and was not written."""
+
+
+class SessionError(RigError):
+    """A capture session's folder or journal cannot be used as it is."""
