@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from rig.cli import camera, plan, profile, rail, stack
+from rig.cli import camera, capture, plan, profile, rail, stack
 from rig.cli.common import UsageError, say
 from rig.errors import Interrupted, RigError
 from rig.tuning import tune_process
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"stackrig {version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (stack, rail, camera, profile, plan):
+    for module in (stack, rail, camera, profile, plan, capture):
         module.add_commands(commands)
     return parser
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,3 +178,18 @@ def output_folder(path: Path) -> Path:
             raise UsageError(f"-o {path}: cannot create it ({exc.strerror or exc})") from None
     check_folder_writable(path)
     return path
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM acts like Ctrl-C (the handler runs in the main thread), so a command that moves
+    the rail stops it on either."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -6,8 +6,7 @@ import argparse
 import re
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from typing import Any
 
 from rig.cli.common import (
@@ -20,6 +19,7 @@ from rig.cli.common import (
     distance_um,
     load_profile_with,
     say,
+    terminate_as_interrupt,
 )
 from rig.devices.rails.registry import PROTOCOLS
 from rig.errors import Interrupted, RigError
@@ -146,7 +146,7 @@ def _drive(args: argparse.Namespace, profile: Any, *, zero_first: bool = False) 
     r = profile.rail
     driver = make_driver(r)
     rail = Rail(driver, profile.motion_settings())
-    with _terminate_as_interrupt():
+    with terminate_as_interrupt():
         say(f"connected: {rail.connect()}")
         try:
             if zero_first:  # a fresh emulator each command: its power-on position is the zero
@@ -196,20 +196,6 @@ def _stopped(rail: Any) -> Interrupted:
     finally:
         signal.signal(signal.SIGINT, previous)
     return Interrupted(f"interrupted: {where}")
-
-
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the rail like Ctrl-C does (the handler runs in the main thread)."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def run_sim_rail(args: argparse.Namespace) -> int:

@@ -280,7 +280,20 @@ class Journal:
         with self._lock:
             seq = self._events[-1].seq + 1 if self._events else 1
             event = Event(type, seq, self._clock(), dict(fields))
-            self._write(event.to_line())
+            line, before = event.to_line(), self._size
+            try:
+                self._write(line)
+            except (KeyboardInterrupt, SystemExit):
+                # Ctrl-C mid-append: a whole line on disk is an event (the next one must
+                # follow its seq); a partial one is cut.
+                if os.fstat(self._fd).st_size == before + len(line):
+                    self._size = before + len(line)
+                    self._events.append(event)
+                else:
+                    with suppress(OSError):
+                        os.ftruncate(self._fd, before)
+                    self._size = before
+                raise
             self._events.append(event)
         return event
 

@@ -1,0 +1,203 @@
+"""``stackrig capture``: shoot a focus stack headless, stacking while it shoots; or resume one.
+
+``stackrig capture --profile NAME [--simulate] [--start UM --end UM [--step UM | --count N] |
+--count N] [--output DIR]`` and ``stackrig capture --resume SESSION_DIR [--simulate]``.
+
+Exit status: 0 done; 1 failed before anything was shot; 2 usage; 3 stopped part-way (a fault,
+a rail that restarted): the session folder resumes it; 130 interrupted (Ctrl-C or SIGTERM: the
+rail is stopped first), also resumable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from rig.cli.common import (
+    UsageError,
+    add_command,
+    add_profile,
+    add_quiet,
+    add_simulate,
+    distance_um,
+    load_profile_with,
+    path_arg,
+    say,
+    terminate_as_interrupt,
+)
+from rig.errors import Interrupted
+
+EXIT_STOPPED = 3
+SUMMARY = "shoot a focus stack (stacking while it shoots), or resume an interrupted one"
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    p = add_command(commands, "capture", SUMMARY, __doc__.split("\n\n")[1])
+    add_profile(p)
+    add_simulate(p, "the simulated rig: the profile's firmware emulator and the virtual camera")
+    p.add_argument("--start", type=distance_um, metavar="UM", help="first position")
+    p.add_argument("--end", type=distance_um, metavar="UM", help="last position")
+    p.add_argument("--step", type=distance_um, metavar="UM", help="distance between shots")
+    p.add_argument("--count", type=int, metavar="N", help="number of positions")
+    p.add_argument("--output", type=path_arg, metavar="DIR", help="captures folder")
+    p.add_argument("--resume", type=path_arg, metavar="SESSION_DIR", help="continue a session")
+    add_quiet(p)
+    p.set_defaults(handler=run_capture)
+
+
+def run_capture(args: argparse.Namespace) -> int:
+    from rig.session.capture import SessionStopped
+
+    with ExitStack() as stack:
+        if args.resume:
+            from rig.session.run import open_session
+
+            folder, journal = open_session(args.resume)
+            stack.callback(journal.close)
+            from rig.session.folder import read_session_file
+
+            profile = read_session_file(folder).profile()
+        else:
+            profile, plan = _profile_and_plan(args)
+        axis, camera, before_shot = _devices(stack, profile, args)
+        if not args.resume:
+            from rig.paths import captures_dir
+            from rig.session.run import new_session
+
+            root = args.output or Path(profile.output.captures_root or captures_dir())
+            folder, journal = new_session(profile, plan, root)
+            stack.callback(journal.close)
+        say(f"session: {folder.path}", err=True)
+        try:
+            with terminate_as_interrupt():
+                result = _shoot(folder, journal, axis, camera, before_shot, args.quiet)
+        except KeyboardInterrupt:
+            axis.stop()
+            journal.append("session_finished", outcome="aborted")
+            raise Interrupted(
+                f"interrupted: the rail was stopped; resume with 'stackrig capture --resume "
+                f"{folder.path}'"
+            ) from None
+        except SessionStopped as exc:
+            say(f"stackrig: stopped: {exc}", err=True)
+            return EXIT_STOPPED
+    o = result.outcome
+    say(
+        f"stacked {len(o.result.accepted)} frames ({result.shot} shot now, {result.restacked} from "
+        f"before) -> {o.outputs.image}; last frame to result {o.last_frame_to_result_s:.2f} s"
+    )
+    if result.note:
+        say(result.note, err=True)
+    return 0
+
+
+def _profile_and_plan(args: argparse.Namespace) -> tuple[Any, Any]:
+    from rig.session.plan import Plan
+
+    if args.simulate and not args.profile:
+        args.profile = "simulated"  # the simulated rig's own profile
+    profile = load_profile_with(args, (), {})
+    try:
+        plan = Plan.from_profile(
+            profile,
+            start_um=args.start,
+            end_um=args.end,
+            step_um=args.step,
+            count=args.count,
+            here_um=0.0 if args.start is None else None,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return profile, plan
+
+
+def _devices(stack: ExitStack, profile: Any, args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """The focus axis and the camera, connected; closed when the command ends."""
+    from rig.devices.motion import Rail
+    from rig.devices.rails.registry import make_driver
+
+    before_shot = None
+    port = None
+    if args.simulate:
+        from rig.simrig.rig import SimulatedRig
+
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stackrig-sim-")))
+        rig = stack.enter_context(
+            SimulatedRig(profile.rail.protocol, work, steps_per_mm=profile.rail.steps_per_mm)
+        )
+        port, before_shot = rig.port, rig.before_shot
+    axis = Rail(make_driver(profile.rail, port), profile.motion_settings())
+    say(f"rail: {axis.connect()}", err=True)
+    stack.callback(axis.close)
+    if args.simulate:
+        axis.set_zero()  # a fresh emulator: its power-on position is the zero
+        camera = _simulated_camera(stack, rig)
+    else:
+        camera = _camera(stack, profile)
+    return axis, camera, before_shot
+
+
+def _simulated_camera(stack: ExitStack, rig: Any) -> Any:
+    from rig.simrig.camera import SimulatedCamera
+
+    # The virtual camera runs in this process, so it serves about 26 shots: enough for a
+    # demonstration; the simulated camera (same frames, no PTP) serves longer runs.
+    if "gphoto2" in sys.modules:
+        say("camera: simulated (the virtual camera was loaded before the rig)", err=True)
+        return SimulatedCamera(rig)
+    os.environ["VCAMERADIR"] = str(rig.vcamera_dir)
+    camera = _camera(stack, None)
+    return _Limited(camera, SimulatedCamera(rig))
+
+
+class _Limited:
+    """The virtual camera for its first shots, then the simulated camera, saying so."""
+
+    def __init__(self, virtual: Any, fallback: Any) -> None:
+        from rig.simrig.camera import VIRTUAL_CAMERA_SHOTS
+
+        self.virtual, self.fallback, self.left = virtual, fallback, VIRTUAL_CAMERA_SHOTS
+
+    def capture(self, folder: Path) -> list[Path]:
+        if self.left == 0:
+            say("camera: the virtual camera's store is spent; the simulated camera takes over")
+        self.left -= 1
+        return (self.virtual if self.left >= 0 else self.fallback).capture(folder)
+
+
+def _camera(stack: ExitStack, profile: Any) -> Any:
+    from rig.devices.gphoto import GPhotoCamera
+
+    model = profile.camera.model if profile is not None else None
+    camera = GPhotoCamera(model=model)
+    say(f"camera: {camera.connect()}", err=True)
+    stack.callback(camera.close)
+    delete = profile.camera.delete_after_download if profile is not None else True
+    return _Downloads(camera, delete)
+
+
+class _Downloads:
+    def __init__(self, camera: Any, delete_after: bool) -> None:
+        self.camera, self.delete_after = camera, delete_after
+
+    def capture(self, folder: Path) -> list[Path]:
+        files: list[Path] = self.camera.capture(folder, delete_after=self.delete_after)
+        return files
+
+
+def _shoot(folder: Any, journal: Any, axis: Any, camera: Any, before_shot: Any, quiet: bool) -> Any:
+    from rig.session.folder import read_session_file
+    from rig.session.run import shoot
+
+    total = len(read_session_file(folder).plan["positions_um"])
+
+    def progress(shot: Any) -> None:
+        if not quiet:
+            say(f"shot {shot.index}/{total} at {shot.position_um:.1f} um", err=True)
+
+    return shoot(folder, journal, axis, camera, before_shot=before_shot, on_shot=progress)

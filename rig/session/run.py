@@ -1,0 +1,130 @@
+"""A whole capture session, new or resumed: folder, journal, shots, the stack at the end.
+
+The devices come in connected (the command or the TUI owns them); this module owns the order:
+folder and ``session.toml`` first, the journal next, then shots, then the stack. A resume
+verifies what is on disk against the journal (``folder.recover``), re-stacks the good frames and
+shoots only what is missing, so every planned position ends up captured exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from rig.devices.protocols import FocusAxis
+from rig.errors import RailError, SessionError
+from rig.profiles import Profile
+from rig.session.capture import CaptureSession, Shot, ShotCamera, stackable
+from rig.session.folder import (
+    SessionFolder,
+    create_session_folder,
+    read_session_file,
+    recover,
+    write_session_file,
+)
+from rig.session.journal import Journal, next_missing
+from rig.session.plan import Plan
+from rig.session.stacker import FrameDone, StackingWorker, StackJob, StackOutcome
+
+
+@dataclass
+class SessionResult:
+    folder: SessionFolder
+    shot: int  # shots taken by this run
+    restacked: int  # frames from before (a resume)
+    outcome: StackOutcome
+    note: str = ""  # e.g. why the rail did not return to the start
+
+
+def plan_record(plan: Plan) -> dict[str, object]:
+    """What session.toml keeps of the plan: enough to shoot exactly the same positions."""
+    return {
+        "positions_um": list(plan.positions_um),
+        "approach": plan.approach,
+        "settle_s": plan.settle_s,
+        "return_to_start": plan.return_to_start,
+    }
+
+
+def new_session(profile: Profile, plan: Plan, captures_root: Path) -> tuple[SessionFolder, Journal]:
+    folder = create_session_folder(
+        captures_root, profile.name, datetime.now(), template=profile.output.folder_template
+    )
+    write_session_file(folder, profile, plan_record(plan), datetime.now())
+    journal = Journal.create(folder.journal)
+    journal.append("session_started", plan=plan_record(plan))
+    return folder, journal
+
+
+def shoot(
+    folder: SessionFolder,
+    journal: Journal,
+    axis: FocusAxis,
+    camera: ShotCamera,
+    *,
+    before_shot: Callable[[int], object] | None = None,
+    on_shot: Callable[[Shot], None] | None = None,
+    on_session: Callable[[CaptureSession], None] | None = None,
+) -> SessionResult:
+    """Shoot what the session is missing (all of it, for a new one), stacking as frames land."""
+    record = read_session_file(folder)
+    profile = record.profile()
+    positions = [float(p) for p in record.plan["positions_um"]]
+    resumed = any(e.type == "shot_requested" for e in journal.events)
+    recovery = recover(folder, journal)
+    todo = next_missing(positions, recovery.state)
+    if resumed:
+        journal.append("session_resumed")
+    stacker = StackingWorker(
+        StackJob(
+            profile.stack_settings(),
+            folder.outputs,
+            on_frame=lambda done: _stacked(journal, done),
+        )
+    ).start()
+    for index in sorted(recovery.good):  # the frames from before, first and in order
+        stacker.submit(stackable(recovery.good[index]))
+    session = CaptureSession(
+        folder,
+        journal,
+        positions,
+        axis,
+        camera,
+        stacker,
+        axis_name=profile.rail.axis,
+        before_shot=before_shot,
+        on_shot=on_shot,
+    )
+    if on_session is not None:
+        on_session(session)
+    try:
+        shots = session.run(todo)
+    except BaseException:
+        stacker.abort()
+        raise
+    outcome = stacker.finish()
+    note = ""
+    if record.plan.get("return_to_start", True) and positions:
+        try:
+            axis.move_to(positions[0])
+        except RailError as exc:
+            note = f"the rail did not return to the start: {exc}"
+    journal.append("session_finished", outcome="done")
+    return SessionResult(folder, len(shots), len(recovery.good), outcome, note)
+
+
+def _stacked(journal: Journal, done: FrameDone) -> None:
+    if done.report is not None:  # frame names start with the shot number: 0007_z+...
+        index = int(done.path.name.split("_")[0])
+        journal.append("frame_stacked", index=index, name=done.path.name)
+
+
+def open_session(path: Path) -> tuple[SessionFolder, Journal]:
+    folder = SessionFolder.open(path)
+    journal = Journal.resume(folder.journal)
+    if journal.state().outcome == "done":
+        journal.close()
+        raise SessionError(f"{path} is finished: nothing to resume (re-stack it: stackrig stack)")
+    return folder, journal
