@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from grbl_sim import STEPS_PER_MM, GrblSim
 
-from rig.devices.motion import Rail
+from rig.devices.motion import MotionSettings, Rail
 from rig.devices.rails.grbl import GrblDriver
 from rig.errors import ControllerRestarted, RailError
 
@@ -267,3 +267,47 @@ def test_a_board_that_resets_on_open_is_never_taken_as_referenced(uno: GrblSim) 
     )
     assert status.returncode == 0, status.stderr
     assert "position: not referenced" in status.stdout
+
+
+def test_a_capture_session_journals_the_positions_the_firmware_reached(
+    sim: GrblSim, grbl: GrblDriver, tmp_path: Path
+) -> None:
+    """The session's journal against the firmware's own step count, shot by shot."""
+    from datetime import datetime
+
+    from rig.profiles import Profile
+    from rig.session.capture import CaptureSession
+    from rig.session.folder import create_session_folder, write_session_file
+    from rig.session.journal import Journal
+    from rig.simrig.camera import SimulatedCamera
+    from rig.simrig.subject import Subject, SubjectSettings
+
+    truth = Truth(sim)
+    positions = [i * 100.0 for i in range(8)]
+
+    class FirmwareRig:  # what the simulated camera sees: the carriage where the pulses put it
+        subject = Subject(SubjectSettings(width=96, height=64))
+
+        def carriage_um(self) -> float:
+            return truth.um()
+
+    now = datetime.now()
+    folder = create_session_folder(tmp_path, "real-grbl", now)
+    write_session_file(folder, Profile(name="real-grbl"), {"positions_um": positions}, now)
+    journal = Journal.create(folder.journal)
+    at_shot: dict[int, float] = {}
+    rail = Rail(grbl, MotionSettings(backlash_um=40.0, speed_um_s=5000.0))
+    session = CaptureSession(
+        folder,
+        journal,
+        positions,
+        rail,
+        SimulatedCamera(FirmwareRig()),  # type: ignore[arg-type]
+        before_shot=lambda index: at_shot.__setitem__(index, truth.um()),
+    )
+    session.run(range(1, len(positions) + 1))
+    reached = {e["index"]: e["position_um"] for e in journal.events if e.type == "position_reached"}
+    assert sorted(reached) == list(range(1, 9))
+    for index, position in reached.items():
+        assert position == pytest.approx(at_shot[index], abs=1.0)  # the driver told the truth
+        assert position == pytest.approx(positions[index - 1], abs=UM_PER_STEP)
