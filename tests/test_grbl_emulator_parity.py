@@ -552,7 +552,7 @@ def test_dwell_takes_whole_50_ms_steps(firmware: Firmware) -> None:
         assert took["P0.1"] - took["P0.01"] > 0.03, f"{run.name}: {took}"
         assert abs(took["P0.05"] - took["P0.01"]) < 0.03, f"{run.name}: {took}"  # one step
         assert abs(took["P0.1"] - took["P0.051"]) < 0.03, f"{run.name}: {took}"  # two
-    within(runs, "P0", 0.0, 0.05)
+    within(runs, "P0", -0.01, 0.05)  # sim time is read from a file: +-1 ms of jitter
     within(runs, "P0.01", 0.03, 0.2)
     within(runs, "P0.051", 0.075, 0.25)
     within(runs, "move+P0", 0.58, 1.2)  # 0.5 mm at 1 mm/s with 10 mm/s^2 ramps is 0.6 s
