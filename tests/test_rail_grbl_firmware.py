@@ -287,6 +287,7 @@ def test_a_capture_session_journals_the_positions_the_firmware_reached(
 
     class FirmwareRig:  # what the simulated camera sees: the carriage where the pulses put it
         subject = Subject(SubjectSettings(width=96, height=64))
+        last_frame = None  # no scene shown before the shot: the camera renders it
 
         def carriage_um(self) -> float:
             return truth.um()

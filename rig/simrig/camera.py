@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from rig.simrig.camera_feed import QUALITIES, encode_jpeg
 from rig.simrig.rig import SimulatedRig
 
 VIRTUAL_CAMERA_SHOTS = 24  # a margin under libgphoto2's vcamera limit (see DESIGN.md)
@@ -24,7 +25,10 @@ class SimulatedCamera:
         self.shots += 1
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"SIM_{self.shots:04d}.jpg"
-        data = self.rig.subject.jpeg(self.rig.carriage_um(), self.shots)
+        frame = self.rig.last_frame  # shown before this shot: rendered once, not twice
+        if frame is None:
+            frame = self.rig.subject.frame(self.rig.carriage_um(), self.shots)
+        data = encode_jpeg(frame, QUALITIES[0])
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             os.write(fd, data)

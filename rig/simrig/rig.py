@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from rig.devices.emulators.base import PtyEmulator
 from rig.devices.rails.registry import make_emulator
 from rig.simrig.camera_feed import CameraFeed
@@ -30,6 +32,7 @@ class SimulatedRig:
         self.emulator: PtyEmulator = make_emulator(protocol)
         self.subject = Subject(subject)
         self.feed = CameraFeed.for_frames(folder / "vcamera", self.subject.frame(0.0))
+        self.last_frame: np.ndarray | None = None  # what before_shot showed the camera
 
     @property
     def vcamera_dir(self) -> Path:
@@ -62,7 +65,8 @@ class SimulatedRig:
         """Put the frame for the carriage's position in front of the virtual camera; returns
         that position (um)."""
         here = self.carriage_um()
-        self.feed.show(self.subject.frame(here, shot))
+        self.last_frame = self.subject.frame(here, shot)
+        self.feed.show(self.last_frame)
         return here
 
     def __enter__(self) -> SimulatedRig:
