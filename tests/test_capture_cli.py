@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from rig.cli import main
 from rig.session.journal import read_journal
@@ -70,3 +71,16 @@ def test_ctrl_c_stops_resumably_and_says_how_to_resume(tmp_path: Path) -> None:
     (session,) = out.iterdir()
     events = read_journal(session / "journal.jsonl")
     assert events[-1].type == "session_finished" and events[-1]["outcome"] == "aborted"
+
+
+def test_a_dry_run_moves_through_the_plan_and_shoots_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "captures"
+    argv = ["capture", "--simulate", "--count", "4", "--dry-run", "--output", str(out)]
+    assert main(argv) == 0
+    said = capsys.readouterr()
+    assert "dry run: 4 positions reached (0.0 -> 300.0 um)" in said.out
+    assert "position 4/4: 300.0 um" in said.err  # where the controller said it stood
+    assert not out.exists()  # no session, no folder
+    assert main([*argv, "--resume", str(tmp_path)]) == 2

@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--count", type=int, metavar="N", help="number of positions")
     p.add_argument("--output", type=path_arg, metavar="DIR", help="captures folder")
     p.add_argument("--resume", type=path_arg, metavar="SESSION_DIR", help="continue a session")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="move the rail through the whole plan (approach, settle, limits), shoot nothing",
+    )
     add_quiet(p)
     p.set_defaults(handler=run_capture)
 
@@ -53,6 +59,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def run_capture(args: argparse.Namespace) -> int:
     from rig.session.capture import SessionStopped
 
+    if args.dry_run and args.resume:
+        raise UsageError("--dry-run plans a new run: give it without --resume")
     with ExitStack() as stack:
         if args.resume:
             from rig.session.run import open_session
@@ -64,6 +72,8 @@ def run_capture(args: argparse.Namespace) -> int:
             profile = read_session_file(folder).profile()
         else:
             profile, plan = _profile_and_plan(args)
+        if args.dry_run:
+            return _dry_run(stack, profile, plan, args)
         axis, camera, before_shot = _devices(stack, profile, args)
         if not args.resume:
             from rig.paths import captures_dir
@@ -116,12 +126,34 @@ def _profile_and_plan(args: argparse.Namespace) -> tuple[Any, Any]:
     return profile, plan
 
 
-def _devices(stack: ExitStack, profile: Any, args: argparse.Namespace) -> tuple[Any, Any, Any]:
-    """The focus axis and the camera, connected; closed when the command ends."""
+def _dry_run(stack: ExitStack, profile: Any, plan: Any, args: argparse.Namespace) -> int:
+    """Every planned position reached as the shoot would reach it; no camera, no folder."""
+    axis = _axis(stack, profile, args)[0]
+    start = time.monotonic()
+    try:
+        with terminate_as_interrupt():
+            for n, position in enumerate(plan.positions_um, 1):
+                axis.move_to(position)
+                if not args.quiet:
+                    say(f"position {n}/{plan.count}: {axis.position_um():.1f} um", err=True)
+            if plan.return_to_start:
+                axis.move_to(plan.positions_um[0])
+    except KeyboardInterrupt:
+        axis.stop()
+        raise Interrupted("interrupted: the rail was stopped; nothing was shot") from None
+    say(
+        f"dry run: {plan.count} positions reached ({plan.first_um:.1f} -> {plan.last_um:.1f} um) "
+        f"in {time.monotonic() - start:.1f} s; nothing was shot"
+    )
+    return 0
+
+
+def _axis(stack: ExitStack, profile: Any, args: argparse.Namespace) -> tuple[Any, Any]:
+    """The focus axis, connected (the simulated rig's, with --simulate); closed at the end."""
     from rig.devices.motion import Rail
     from rig.devices.rails.registry import make_driver
 
-    before_shot = None
+    rig = None
     port = None
     if args.simulate:
         from rig.simrig.rig import SimulatedRig
@@ -130,16 +162,21 @@ def _devices(stack: ExitStack, profile: Any, args: argparse.Namespace) -> tuple[
         rig = stack.enter_context(
             SimulatedRig(profile.rail.protocol, work, steps_per_mm=profile.rail.steps_per_mm)
         )
-        port, before_shot = rig.port, rig.before_shot
+        port = rig.port
     axis = Rail(make_driver(profile.rail, port), profile.motion_settings())
     say(f"rail: {axis.connect()}", err=True)
     stack.callback(axis.close)
-    if args.simulate:
+    if rig is not None:
         axis.set_zero()  # a fresh emulator: its power-on position is the zero
-        camera = _simulated_camera(stack, rig)
-    else:
-        camera = _camera(stack, profile)
-    return axis, camera, before_shot
+    return axis, rig
+
+
+def _devices(stack: ExitStack, profile: Any, args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """The focus axis and the camera, connected; closed when the command ends."""
+    axis, rig = _axis(stack, profile, args)
+    if rig is not None:
+        return axis, _simulated_camera(stack, rig), rig.before_shot
+    return axis, _camera(stack, profile), None
 
 
 def _simulated_camera(stack: ExitStack, rig: Any) -> Any:
