@@ -50,6 +50,8 @@ def test_killed_mid_run_then_resumed_shoots_every_position_once(tmp_path: Path) 
     assert [int(n.split("_")[0]) for n in names] == list(range(1, 13))  # each once, none lost
     saved = [e for e in read_journal(session / "journal.jsonl") if e.type == "file_saved"]
     assert sorted(e["name"] for e in saved) == names
+    preview = read_image(session / "preview.jpg").pixels  # the stack so far, every 5 frames
+    assert preview.shape[2] == 3 and max(preview.shape[:2]) <= 1024
     # The resumed stack is the stack of those frames, as an uninterrupted run would make it.
     offline = tmp_path / "offline.tif"
     assert main(["stack", str(session / "frames"), "-o", str(offline), "--quiet"]) == 0

@@ -139,6 +139,7 @@ class OutputSection:
     captures_root: str | None = spec(None, "str", optional=True, nonempty=True)
     folder_template: str = spec("{date}_{time}_{profile}", "str", nonempty=True)
     file_template: str = spec("frame_{n:04d}", "str", nonempty=True)
+    preview_every: int = spec(5, "int", ge=0, le=1000)  # stack-so-far snapshot; 0: none
 
 
 SECTIONS: dict[str, type] = {

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from rig.devices.protocols import FocusAxis
 from rig.errors import RailError, SessionError
 from rig.profiles import Profile
@@ -27,6 +30,7 @@ from rig.session.folder import (
 from rig.session.journal import Journal, next_missing
 from rig.session.plan import Plan
 from rig.session.stacker import FrameDone, StackingWorker, StackJob, StackOutcome
+from stacking import files
 
 
 @dataclass
@@ -82,6 +86,8 @@ def shoot(
             profile.stack_settings(),
             folder.outputs,
             on_frame=lambda done: _stacked(journal, done),
+            on_preview=lambda snapshot, fused: write_preview(folder.preview, snapshot),
+            preview_every=profile.output.preview_every,
         )
     ).start()
     for index in sorted(recovery.good):  # the frames from before, first and in order
@@ -113,6 +119,14 @@ def shoot(
             note = f"the rail did not return to the start: {exc}"
     journal.append("session_finished", outcome="done")
     return SessionResult(folder, len(shots), len(recovery.good), outcome, note)
+
+
+def write_preview(path: Path, snapshot: np.ndarray) -> None:
+    """The stack so far as a JPEG, replaced atomically (a viewer never sees half a file)."""
+    rgb8 = np.clip(snapshot * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb8, cv2.COLOR_RGB2BGR))
+    if ok:
+        files.atomic_write(path, lambda f: f.write(data.tobytes()))
 
 
 def _stacked(journal: Journal, done: FrameDone) -> None:
