@@ -86,3 +86,23 @@ def test_a_dry_run_moves_through_the_plan_and_shoots_nothing(
     assert "position 4/4: 300.0 um" in said.err  # where the controller said it stood
     assert not out.exists()  # no session, no folder
     assert main([*argv, "--resume", str(tmp_path)]) == 2
+
+
+def test_one_point_mode_starts_where_the_rail_is() -> None:
+    import argparse
+
+    from rig.cli.capture import _from_here, _plan, _profile
+
+    args = argparse.Namespace(simulate=True, profile=None, start=None, end=None, step=None, count=3)
+    profile = _profile(args)
+    checked = _plan(args, profile, None)  # before the rail is connected: relative
+    assert checked.relative
+
+    class At:  # the one thing asked of the connected rail
+        def position_um(self) -> float:
+            return 2500.0
+
+    plan = _from_here(args, profile, checked, At())
+    assert plan.positions_um == (2500.0, 2600.0, 2700.0)  # the profile's 100 um step
+    fixed = argparse.Namespace(**{**vars(args), "start": 0.0, "end": 200.0})
+    assert _from_here(fixed, profile, _plan(fixed, profile, None), At()).first_um == 0.0

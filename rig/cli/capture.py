@@ -71,11 +71,14 @@ def run_capture(args: argparse.Namespace) -> int:
 
             profile = read_session_file(folder).profile()
         else:
-            profile, plan = _profile_and_plan(args)
+            profile = _profile(args)
+            plan = _plan(args, profile, None)  # checked before any device is touched
         if args.dry_run:
-            return _dry_run(stack, profile, plan, args)
+            axis = _axis(stack, profile, args)[0]
+            return _dry_run(axis, _from_here(args, profile, plan, axis), args)
         axis, camera, before_shot = _devices(stack, profile, args)
         if not args.resume:
+            plan = _from_here(args, profile, plan, axis)
             from rig.paths import captures_dir
             from rig.session.run import new_session
 
@@ -106,29 +109,35 @@ def run_capture(args: argparse.Namespace) -> int:
     return 0
 
 
-def _profile_and_plan(args: argparse.Namespace) -> tuple[Any, Any]:
-    from rig.session.plan import Plan
-
+def _profile(args: argparse.Namespace) -> Any:
     if args.simulate and not args.profile:
         args.profile = "simulated"  # the simulated rig's own profile
-    profile = load_profile_with(args, (), {})
+    return load_profile_with(args, (), {})
+
+
+def _plan(args: argparse.Namespace, profile: Any, here_um: float | None) -> Any:
+    from rig.session.plan import Plan
+
     try:
-        plan = Plan.from_profile(
+        return Plan.from_profile(
             profile,
             start_um=args.start,
             end_um=args.end,
             step_um=args.step,
             count=args.count,
-            here_um=0.0 if args.start is None else None,
+            here_um=here_um,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    return profile, plan
 
 
-def _dry_run(stack: ExitStack, profile: Any, plan: Any, args: argparse.Namespace) -> int:
+def _from_here(args: argparse.Namespace, profile: Any, plan: Any, axis: Any) -> Any:
+    """One-point mode starts where the rail is: known only once it is connected."""
+    return _plan(args, profile, axis.position_um()) if plan.relative else plan
+
+
+def _dry_run(axis: Any, plan: Any, args: argparse.Namespace) -> int:
     """Every planned position reached as the shoot would reach it; no camera, no folder."""
-    axis = _axis(stack, profile, args)[0]
     start = time.monotonic()
     try:
         with terminate_as_interrupt():
@@ -228,13 +237,20 @@ class _Downloads:
 
 
 def _shoot(folder: Any, journal: Any, axis: Any, camera: Any, before_shot: Any, quiet: bool) -> Any:
-    from rig.session.folder import read_session_file
     from rig.session.run import shoot
 
-    total = len(read_session_file(folder).plan["positions_um"])
+    planned: list[int] = []  # the session's own plan: a resumed one comes from session.toml
 
     def progress(shot: Any) -> None:
         if not quiet:
-            say(f"shot {shot.index}/{total} at {shot.position_um:.1f} um", err=True)
+            say(f"shot {shot.index}/{planned[0]} at {shot.position_um:.1f} um", err=True)
 
-    return shoot(folder, journal, axis, camera, before_shot=before_shot, on_shot=progress)
+    return shoot(
+        folder,
+        journal,
+        axis,
+        camera,
+        before_shot=before_shot,
+        on_shot=progress,
+        on_session=lambda session: planned.append(len(session.positions_um)),
+    )
