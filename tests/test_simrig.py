@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from rig.simrig.camera_feed import encode_jpeg
 from rig.simrig.subject import Subject, SubjectSettings
 
 
@@ -42,7 +43,8 @@ def test_truth_and_jpeg(subject: Subject) -> None:
     assert subject.all_in_focus().shape == (240, 320, 3)
     depth = subject.depth_um()
     assert depth.min() >= -500.0 and depth.max() <= 1500.0
-    decoded = cv2.imdecode(np.frombuffer(subject.jpeg(100.0), np.uint8), cv2.IMREAD_COLOR)
+    served = encode_jpeg(subject.frame(100.0), 92)
+    decoded = cv2.imdecode(np.frombuffer(served, np.uint8), cv2.IMREAD_COLOR)
     assert decoded.shape == (240, 320, 3)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from rig.simrig.render import (
@@ -74,13 +73,6 @@ class Subject:
         linear = self._renderer.render(f)
         matrix = padded_matrix(m, self.pad)
         return encode_frame(linear, matrix, (s.width, s.height), 1.0, s.noise, 0.0, rng)
-
-    def jpeg(self, position_um: float, shot: int = 0, quality: int = 92) -> bytes:
-        bgr = cv2.cvtColor(self.frame(position_um, shot), cv2.COLOR_RGB2BGR)
-        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if not ok:
-            raise RuntimeError("OpenCV could not encode the simulated frame")
-        return data.tobytes()
 
     def all_in_focus(self) -> np.ndarray:
         """The ground truth at the near end's magnification (uint8 RGB)."""

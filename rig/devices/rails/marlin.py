@@ -130,8 +130,7 @@ class MarlinDriver:
 
     def connect(self) -> str:
         with self._talking():
-            self.link.close()
-            self.link.open()
+            self.link.open()  # (closes a previous handle first)
             self._connecting, self.restarted_on_open, self._killed = True, False, False
             self._settle = self._moving = False
             try:
