@@ -3,6 +3,9 @@ does to them."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -65,3 +68,16 @@ def expose(encoded: np.ndarray, gain: float | np.ndarray) -> np.ndarray:
     linear = np.clip(linear, 0, 1)
     out = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
     return out.astype(np.float32)
+
+
+def stackrig_process(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """``stackrig ARGS`` in a child that Ctrl-C reaches (a background shell ignores SIGINT,
+    and its children inherit that), output and errors together on stdout."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "rig.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )

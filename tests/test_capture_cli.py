@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import stackrig_process
 
 from rig.cli import main
 from rig.session.journal import read_journal
@@ -21,14 +22,7 @@ STACKRIG = [sys.executable, "-m", "rig.cli"]
 
 def _capture(tmp: Path, *args: str) -> subprocess.Popen[str]:
     env = dict(os.environ, STACKRIG_HOME=str(tmp / "home"))
-    return subprocess.Popen(
-        [*STACKRIG, "capture", "--simulate", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    return stackrig_process("capture", "--simulate", *args, env=env)
 
 
 def test_killed_mid_run_then_resumed_shoots_every_position_once(tmp_path: Path) -> None:

@@ -134,18 +134,13 @@ def test_simulate_drives_the_firmware_emulator(
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.parametrize("protocol", ["grbl", "marlin"])
 def test_ctrl_c_and_sigterm_stop_the_motion(protocol: str, sig: signal.Signals) -> None:
+    from helpers import stackrig_process
     from rail_harness import GRBL, MARLIN, wait_until
 
     fw = {"grbl": GRBL, "marlin": MARLIN}[protocol]
     with fw.running(speed_mm_s=5.0) as emu:
-        command = [*STACKRIG, "rail", "jog", "50000", "--port", emu.path]
-        command += ["--protocol", protocol, "--speed", "5"]
-        process = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        process = stackrig_process(
+            "rail", "jog", "50000", "--port", emu.path, "--protocol", protocol, "--speed", "5"
         )
         wait_until(lambda: fw.moving(emu), timeout_s=10.0)
         process.send_signal(sig)

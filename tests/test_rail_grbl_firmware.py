@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from grbl_sim import STEPS_PER_MM, GrblSim
+from helpers import stackrig_process
 
 from rig.devices.motion import MotionSettings, Rail
 from rig.devices.rails.grbl import GrblDriver
@@ -190,15 +191,8 @@ def test_the_cli_stops_the_rail_on_ctrl_c_and_sigterm(sim: GrblSim, grbl: GrblDr
     grbl.close()
     for sig in (signal.SIGINT, signal.SIGTERM):
         truth = Truth(sim)
-        command = [sys.executable, "-m", "rig.cli", "rail", "jog", "20000"]
-        command += ["--port", str(sim.link), "--protocol", "grbl"]
-        process = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
+        port = ["--port", str(sim.link), "--protocol", "grbl"]
+        process = stackrig_process("rail", "jog", "20000", *port)
         deadline = time.monotonic() + 10
         while truth.um() < 200 and time.monotonic() < deadline:
             time.sleep(0.02)
