@@ -96,7 +96,7 @@ class GrblDriver:
         self._io = threading.Lock()
         self._stopping = threading.Event()
         self._resting = False  # bringing the machine to rest: stop requests are being served
-        self._halted: float | None = None  # when connect() found GRBL silent and reset it
+        self._halted = False  # connect() found GRBL silent (halted by ALARM:1) and reset it
 
     # -- FocusDriver ---------------------------------------------------------------------------
 
@@ -105,7 +105,7 @@ class GrblDriver:
         try:
             self.link.keep_dtr_on_close()  # an Uno then resets on the first open only
             with self._io:
-                self._halted = None
+                self._halted = False
                 banner, state = self._hello(time.monotonic() + self.boot_timeout_s + SILENT_S)
                 version = self._query("$I", "the version query")
                 self.settings = self._read_settings()
@@ -118,7 +118,7 @@ class GrblDriver:
         ver = next((v for v in version if v.startswith("[VER:")), "")
         ident = f"GRBL {ver[5:].split(':')[0]}" if ver else (banner or "GRBL")
         notes = []
-        if self._halted is not None:
+        if self._halted:
             notes.append("it answered nothing, as after a hard-limit alarm, so it was reset")
         elif banner is not None:
             notes.append(
@@ -322,8 +322,8 @@ class GrblDriver:
                     f"nothing on {self.link.port} answers like GRBL, even after a reset: check "
                     "the protocol and the port, and that the controller is powered"
                 )
-            if banner is None and now >= silent_until and self._halted is None:
-                self._halted = now
+            if banner is None and now >= silent_until and not self._halted:
+                self._halted = True
                 self.link.write(RESET)
             self.link.write(STATUS)  # lost while a board boots: asked again until answered
             ask_again = min(deadline, time.monotonic() + 0.25)
