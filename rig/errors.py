@@ -16,6 +16,11 @@ class ControllerRestarted(RailError):
     count restarted too, so the rail is no longer referenced. A shoot must not carry on."""
 
 
+class LinkLost(RailError):
+    """The serial link itself failed (a cable pulled, the adapter gone): connecting again may
+    bring it back; whether the position survived, the next connect tells."""
+
+
 class CameraError(RigError):
     """The camera: connection, settings, capture, download."""
 

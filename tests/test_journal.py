@@ -286,6 +286,7 @@ EVENT_STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
             "by": st.sampled_from(["operator", "policy"]),
         }
     ),
+    "rail_reconnected": st.fixed_dictionaries({"index": indices, "message": texts}),
     "session_paused": st.just({}),
     "session_resumed": st.just({}),
     "session_finished": st.fixed_dictionaries({"outcome": texts}),

@@ -40,6 +40,7 @@ SIDES = ("positive", "negative")
 AXES = ("x", "y", "z")  # the controller axis that drives focus (GRBL, Marlin, Sangaboard)
 HOME_DIRECTIONS = ("reverse", "forward")  # which limit switch homing seeks
 PLAN_MODES = ("start_end", "start_count")
+FAULT_POLICIES = ("retry", "skip", "stop")
 OUTPUTS = ("tiff", "jpeg", "depth_map")
 MAX_SPEED_MM_S = 200.0  # beyond any focus rail; a typo like 5000 must not reach the motor
 MAX_BACKLASH_UM = 5000.0
@@ -119,7 +120,10 @@ class PlanSection:
     step_um: float | None = spec(None, optional=True, gt=0)  # None: from the optics
     count: int | None = spec(None, "int", optional=True, ge=2)
     direction: str = spec("positive", "str", choices=SIDES)
-    shots_per_position: int = spec(1, "int", ge=1)
+    shots_per_position: int = spec(1, "int", ge=1, le=100)
+    # headless answer to a failed shot: retry once then stop (resumable), retry then skip it,
+    # or stop at once; the TUI asks the operator instead
+    on_fault: str = spec("retry", "str", choices=FAULT_POLICIES)
 
 
 @dataclass

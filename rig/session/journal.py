@@ -104,6 +104,7 @@ EVENTS: dict[str, tuple[_Fields, _Fields]] = {
     "frame_rejected": ({"index": _index, "reason": _text}, {}),  # verified bad: to re-shoot
     "fault": ({"index": _maybe_index, "kind": _text, "message": _text}, {}),
     "decision": ({"index": _index, "choice": _one_of(CHOICES), "by": _one_of(DECIDED_BY)}, {}),
+    "rail_reconnected": ({"index": _index, "message": _text}, {}),  # after a lost link
     "session_paused": ({}, {}),
     "session_resumed": ({}, {}),
     "session_finished": ({"outcome": _text}, {}),

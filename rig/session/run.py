@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -19,7 +20,14 @@ import numpy as np
 from rig.devices.protocols import FocusAxis
 from rig.errors import RailError, SessionError
 from rig.profiles import Profile
-from rig.session.capture import CaptureSession, Shot, ShotCamera, stackable
+from rig.session.capture import (
+    CaptureSession,
+    Shot,
+    ShotCamera,
+    State,
+    fault_policy,
+    stackable,
+)
 from rig.session.folder import (
     SessionFolder,
     create_session_folder,
@@ -46,6 +54,7 @@ def plan_record(plan: Plan) -> dict[str, object]:
     """What session.toml keeps of the plan: enough to shoot exactly the same positions."""
     return {
         "positions_um": list(plan.positions_um),
+        "shots_per_position": plan.shots_per_position,
         "approach": plan.approach,
         "settle_s": plan.settle_s,
         "return_to_start": plan.return_to_start,
@@ -71,11 +80,16 @@ def shoot(
     before_shot: Callable[[int], object] | None = None,
     on_shot: Callable[[Shot], None] | None = None,
     on_session: Callable[[CaptureSession], None] | None = None,
+    **session_options: Any,
 ) -> SessionResult:
-    """Shoot what the session is missing (all of it, for a new one), stacking as frames land."""
+    """Shoot what the session is missing (all of it, for a new one), stacking as frames land.
+
+    ``session_options`` go to :class:`CaptureSession` (``decide``, ``on_state``, ...); without
+    ``decide``, the profile's ``plan.on_fault`` policy answers faults."""
     record = read_session_file(folder)
     profile = record.profile()
-    positions = [float(p) for p in record.plan["positions_um"]]
+    positions = shot_positions(record.plan)
+    session_options.setdefault("decide", fault_policy(profile.plan.on_fault))
     resumed = any(e.type == "shot_requested" for e in journal.events)
     recovery = recover(folder, journal)
     todo = next_missing(positions, recovery.state)
@@ -102,6 +116,7 @@ def shoot(
         axis_name=profile.rail.axis,
         before_shot=before_shot,
         on_shot=on_shot,
+        **session_options,
     )
     if on_session is not None:
         on_session(session)
@@ -110,7 +125,12 @@ def shoot(
     except BaseException:
         stacker.abort()
         raise
-    outcome = stacker.finish()
+    session.set_state(State.FINISHING)
+    try:
+        outcome = stacker.finish()
+    except BaseException:
+        session.set_state(State.FAILED)
+        raise
     note = ""
     if record.plan.get("return_to_start", True) and positions:
         try:
@@ -118,7 +138,16 @@ def shoot(
         except RailError as exc:
             note = f"the rail did not return to the start: {exc}"
     journal.append("session_finished", outcome="done")
+    session.set_state(State.DONE)
     return SessionResult(folder, len(shots), len(recovery.good), outcome, note)
+
+
+def shot_positions(plan: dict[str, Any]) -> list[float]:
+    """Where each shot is taken, by shot index from 1: every planned position, as many times
+    as ``shots_per_position`` (the shots of one position all go to the stack; their noise
+    averages out where that position is the sharpest)."""
+    repeat = int(plan.get("shots_per_position", 1))
+    return [float(p) for p in plan["positions_um"] for _ in range(repeat)]
 
 
 def write_preview(path: Path, snapshot: np.ndarray) -> None:

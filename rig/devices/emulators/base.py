@@ -206,6 +206,24 @@ class PtyEmulator:
         with contextlib.suppress(OSError):
             os.close(self._master)
 
+    def plug_in(self) -> str:
+        """After :meth:`disconnect`: the cable back in. The controller kept its power and
+        state (call its reset for one that did not); the link is a new tty, as a replugged
+        USB adapter gets a new device node. Returns the new path."""
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        self._close_fds()
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        self.path = os.ttyname(self._slave)
+        if self._opens is not None:
+            self._opens = open_watch(self.path)
+        self.connected = True
+        self._running.set()
+        self._thread = threading.Thread(target=self._loop, name=type(self).__name__, daemon=True)
+        self._thread.start()
+        return self.path
+
     # -- for subclasses --------------------------------------------------------------------
 
     def on_start(self) -> None:

@@ -7,7 +7,7 @@ import time
 
 import serial
 
-from rig.errors import RailError
+from rig.errors import LinkLost, RailError
 
 try:
     import termios
@@ -160,9 +160,9 @@ class SerialLink:
             raise RailError(f"{self.label} on {self.port} is not connected: connect first")
         return self._serial
 
-    def _lost(self, exc: Exception) -> RailError:
+    def _lost(self, exc: Exception) -> LinkLost:
         self.close()
-        return RailError(
+        return LinkLost(
             f"lost the connection to the {self.label} on {self.port} ({exc}): check the cable "
             "and power, then connect again; the position may be wrong until you re-zero or home"
         )
