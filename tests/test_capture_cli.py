@@ -100,3 +100,80 @@ def test_one_point_mode_starts_where_the_rail_is() -> None:
     assert plan.positions_um == (2500.0, 2600.0, 2700.0)  # the profile's 100 um step
     fixed = argparse.Namespace(**{**vars(args), "start": 0.0, "end": 200.0})
     assert _from_here(fixed, profile, _plan(fixed, profile, None), At()).first_um == 0.0
+
+
+def _profile_file(tmp: Path, port: str) -> Path:
+    """The simulated profile with the rail on ``port`` (a rail the test runs, as a real one)."""
+    text = (REPO / "profiles" / "simulated.toml").read_text()
+    path = tmp / "bench.toml"
+    path.write_text(text.replace('port = "/dev/stackrig-rail"', f'port = "{port}"'))
+    return path
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_a_real_rail_with_the_virtual_camera_refuses_to_start_unreferenced(tmp_path: Path) -> None:
+    """``--simulate camera``: the rail is the operator's (here an emulator the test runs, as
+    a controller would be); a fresh controller does not know where it is, so nothing starts
+    until it is zeroed. Then the virtual camera shows the subject where the rail reports."""
+    from rig.devices.rails.registry import make_emulator
+
+    with make_emulator("grbl") as rail:
+        profile = _profile_file(tmp_path, rail.path)
+        out = tmp_path / "captures"
+        argv = ["capture", "--profile", str(profile), "--count", "4", "--output", str(out)]
+        run = stackrig_process(*argv, "--simulate", "camera")
+        said, _ = run.communicate(timeout=60)
+        assert run.returncode == 1, said
+        assert "not referenced" in said and "stackrig rail zero" in said
+        assert not out.exists()  # refused before any folder was made
+        zero = stackrig_process("rail", "--profile", str(profile), "zero")
+        assert zero.wait(timeout=30) == 0
+        run = stackrig_process(*argv, "--simulate", "camera")
+        said, _ = run.communicate(timeout=120)
+        assert run.returncode == 0, said
+        assert "camera: Nikon DSC D750" in said  # the virtual camera, through PTP
+    (session,) = out.iterdir()
+    reached = [e["position_um"] for e in read_journal(session / "journal.jsonl")
+               if e.type == "position_reached"]  # fmt: skip
+    assert reached == pytest.approx([0.0, 100.0, 200.0, 300.0], abs=1.0)
+
+
+def test_lens_focus_stepping_shoots_as_a_rail_does(tmp_path: Path) -> None:
+    """``rail.protocol = "lens"`` on the simulated rig: the real lens driver (Nikon drive)
+    steps a simulated focus motor; the virtual camera shows where the lens focuses."""
+    out = tmp_path / "captures"
+    run = _capture(tmp_path, "--profile", "lens-focus-mirrorless", "--start", "0", "--end",
+                   "1200", "--step", "240", "--output", str(out))  # fmt: skip
+    said, _ = run.communicate(timeout=120)
+    assert run.returncode == 0, said
+    assert "lens focus (manualfocusdrive range" in said
+    (session,) = out.iterdir()
+    names = sorted(p.name for p in (session / "frames").glob("*.jpg"))
+    assert names == [f"{i:04d}_lens+{240.0 * (i - 1):.1f}um.jpg" for i in range(1, 7)]
+    assert (session / "stack.tif").is_file()
+
+
+def test_a_shoot_the_disk_cannot_hold_is_refused_before_anything_moves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=100 * 10**6))
+    out = tmp_path / "captures"
+    argv = ["capture", "--simulate", "--count", "20", "--output", str(out)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "needs about 0.3 GB" in err and "0.1 GB free" in err and "--output" in err
+    assert "rail:" not in err and not out.exists()  # no device opened, no folder made
+
+
+def test_on_fault_is_a_profile_option_on_the_command_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as usage:
+        main(["capture", "--simulate", "--count", "3", "--on-fault", "later"])
+    assert usage.value.code == 2
+    assert "choose from 'retry', 'skip', 'stop'" in capsys.readouterr().err

@@ -1,37 +1,41 @@
 """``stackrig capture``: shoot a focus stack headless, stacking while it shoots; or resume one.
 
-``stackrig capture --profile NAME [--simulate] [--start UM --end UM [--step UM | --count N] |
---count N] [--output DIR]`` and ``stackrig capture --resume SESSION_DIR [--simulate]``.
+``stackrig capture --profile NAME [--simulate [all|camera|rail]] [--start UM --end UM [--step UM
+| --count N] | --count N] [--output DIR]`` and ``stackrig capture --resume SESSION_DIR``.
+
+Before anything moves or a folder is made, the plan is checked against the rail's limits and
+the disk must hold the estimate; before a shot, the rail must be referenced (zeroed or homed).
 
 Exit status: 0 done; 1 failed before anything was shot; 2 usage; 3 stopped part-way (a fault,
-a rail that restarted): the session folder resumes it; 130 interrupted (Ctrl-C or SIGTERM: the
-rail is stopped first), also resumable.
+a full disk, a rail that restarted): the session folder resumes it; 130 interrupted (Ctrl-C or
+SIGTERM: the rail is stopped first), also resumable.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from rig.cli.common import (
+    Override,
     UsageError,
     add_command,
+    add_overrides,
     add_profile,
     add_quiet,
-    add_simulate,
     distance_um,
     load_profile_with,
     path_arg,
     say,
     terminate_as_interrupt,
 )
-from rig.errors import Interrupted
+from rig.devices.factory import SIMULATE
+from rig.errors import Interrupted, RailError, SessionError
+from rig.paths import captures_dir
+from rig.profiles.schema import FAULT_POLICIES
 
 EXIT_STOPPED = 3
 SUMMARY = "shoot a focus stack (stacking while it shoots), or resume an interrupted one"
@@ -40,7 +44,14 @@ SUMMARY = "shoot a focus stack (stacking while it shoots), or resume an interrup
 def add_commands(commands: argparse._SubParsersAction) -> None:
     p = add_command(commands, "capture", SUMMARY, __doc__.split("\n\n")[1])
     add_profile(p)
-    add_simulate(p, "the simulated rig: the profile's firmware emulator and the virtual camera")
+    p.add_argument(
+        "--simulate",
+        nargs="?",
+        const="all",
+        choices=SIMULATE,
+        help="no hardware: 'all' (the default) the firmware emulator and the virtual camera; "
+        "'camera' a real rail with the virtual camera; 'rail' the emulator with a real camera",
+    )
     p.add_argument("--start", type=distance_um, metavar="UM", help="first position")
     p.add_argument("--end", type=distance_um, metavar="UM", help="last position")
     p.add_argument("--step", type=distance_um, metavar="UM", help="distance between shots")
@@ -52,8 +63,20 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="move the rail through the whole plan (approach, settle, limits), shoot nothing",
     )
+    add_overrides(p, OVERRIDES)
     add_quiet(p)
     p.set_defaults(handler=run_capture)
+
+
+OVERRIDES = (
+    Override(
+        "--on-fault",
+        "plan.on_fault",
+        "when a shot fails: retry it once then stop (default), retry then skip it, or stop",
+        str,
+        choices=FAULT_POLICIES,
+    ),
+)
 
 
 def run_capture(args: argparse.Namespace) -> int:
@@ -63,32 +86,35 @@ def run_capture(args: argparse.Namespace) -> int:
         raise UsageError("--dry-run plans a new run: give it without --resume")
     with ExitStack() as stack:
         if args.resume:
+            from rig.session.folder import read_session_file
             from rig.session.run import open_session
 
             folder, journal = open_session(args.resume)
             stack.callback(journal.close)
-            from rig.session.folder import read_session_file
-
             profile = read_session_file(folder).profile()
+            if args.on_fault is not None:
+                profile.plan.on_fault = args.on_fault
         else:
             profile = _profile(args)
             plan = _plan(args, profile, None)  # checked before any device is touched
+            root = args.output or Path(profile.output.captures_root or captures_dir())
+            if not args.dry_run:
+                _check_disk(plan, profile, root)
+        devices = _open(stack, profile, args, camera=not args.dry_run)
+        axis = devices.axis
         if args.dry_run:
-            axis = _axis(stack, profile, args)[0]
             return _dry_run(axis, _from_here(args, profile, plan, axis), args)
-        axis, camera, before_shot = _devices(stack, profile, args)
+        _require_referenced(axis)
         if not args.resume:
             plan = _from_here(args, profile, plan, axis)
-            from rig.paths import captures_dir
             from rig.session.run import new_session
 
-            root = args.output or Path(profile.output.captures_root or captures_dir())
             folder, journal = new_session(profile, plan, root)
             stack.callback(journal.close)
         say(f"session: {folder.path}", err=True)
         try:
             with terminate_as_interrupt():
-                result = _shoot(folder, journal, axis, camera, before_shot, args.quiet)
+                result = _shoot(folder, journal, devices, args.quiet)
         except KeyboardInterrupt:
             axis.stop()
             journal.append("session_finished", outcome="aborted")
@@ -112,7 +138,7 @@ def run_capture(args: argparse.Namespace) -> int:
 def _profile(args: argparse.Namespace) -> Any:
     if args.simulate and not args.profile:
         args.profile = "simulated"  # the simulated rig's own profile
-    return load_profile_with(args, (), {})
+    return load_profile_with(args, OVERRIDES, {})
 
 
 def _plan(args: argparse.Namespace, profile: Any, here_um: float | None) -> Any:
@@ -136,6 +162,41 @@ def _from_here(args: argparse.Namespace, profile: Any, plan: Any, axis: Any) -> 
     return _plan(args, profile, axis.position_um()) if plan.relative else plan
 
 
+def _open(stack: ExitStack, profile: Any, args: argparse.Namespace, camera: bool) -> Any:
+    from rig.devices.factory import open_devices
+
+    devices = open_devices(profile, args.simulate, stack, camera=camera)
+    for line in devices.said:
+        say(line, err=True)
+    return devices
+
+
+def _require_referenced(axis: Any) -> None:
+    """An absolute plan on a rail that does not know where it is would shoot the wrong range."""
+    if not axis.referenced:
+        raise RailError(
+            "the rail is not referenced (it restarted or was never zeroed), so the planned "
+            "positions mean nothing yet: move it to a known point and zero it ('stackrig rail "
+            "zero'), or home it, then start again"
+        )
+
+
+def _check_disk(plan: Any, profile: Any, root: Path) -> None:
+    """The frames and the stack must fit, before a folder is made or the rail moves."""
+    import shutil
+
+    from rig.session.plan import estimate
+
+    need = estimate(plan, profile).disk_bytes
+    existing = next(p for p in (root, *root.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if free < need:
+        raise SessionError(
+            f"the shoot needs about {need / 1e9:.1f} GB (frames and stack) but {existing} has "
+            f"{free / 1e9:.1f} GB free: free space or choose another folder with --output"
+        )
+
+
 def _dry_run(axis: Any, plan: Any, args: argparse.Namespace) -> int:
     """Every planned position reached as the shoot would reach it; no camera, no folder."""
     start = time.monotonic()
@@ -157,86 +218,7 @@ def _dry_run(axis: Any, plan: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def _axis(stack: ExitStack, profile: Any, args: argparse.Namespace) -> tuple[Any, Any]:
-    """The focus axis, connected (the simulated rig's, with --simulate); closed at the end."""
-    from rig.devices.motion import Rail
-    from rig.devices.rails.registry import make_driver
-
-    rig = None
-    port = None
-    if args.simulate:
-        from rig.simrig.rig import SimulatedRig
-
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stackrig-sim-")))
-        rig = stack.enter_context(
-            SimulatedRig(profile.rail.protocol, work, steps_per_mm=profile.rail.steps_per_mm)
-        )
-        port = rig.port
-    axis = Rail(make_driver(profile.rail, port), profile.motion_settings())
-    say(f"rail: {axis.connect()}", err=True)
-    stack.callback(axis.close)
-    if rig is not None:
-        axis.set_zero()  # a fresh emulator: its power-on position is the zero
-    return axis, rig
-
-
-def _devices(stack: ExitStack, profile: Any, args: argparse.Namespace) -> tuple[Any, Any, Any]:
-    """The focus axis and the camera, connected; closed when the command ends."""
-    axis, rig = _axis(stack, profile, args)
-    if rig is not None:
-        return axis, _simulated_camera(stack, rig), rig.before_shot
-    return axis, _camera(stack, profile), None
-
-
-def _simulated_camera(stack: ExitStack, rig: Any) -> Any:
-    from rig.simrig.camera import SimulatedCamera
-
-    # The virtual camera runs in this process, so it serves about 26 shots: enough for a
-    # demonstration; the simulated camera (same frames, no PTP) serves longer runs.
-    if "gphoto2" in sys.modules:
-        say("camera: simulated (the virtual camera was loaded before the rig)", err=True)
-        return SimulatedCamera(rig)
-    os.environ["VCAMERADIR"] = str(rig.vcamera_dir)
-    camera = _camera(stack, None)
-    return _Limited(camera, SimulatedCamera(rig))
-
-
-class _Limited:
-    """The virtual camera for its first shots, then the simulated camera, saying so."""
-
-    def __init__(self, virtual: Any, fallback: Any) -> None:
-        from rig.simrig.camera import VIRTUAL_CAMERA_SHOTS
-
-        self.virtual, self.fallback, self.left = virtual, fallback, VIRTUAL_CAMERA_SHOTS
-
-    def capture(self, folder: Path) -> list[Path]:
-        if self.left == 0:
-            say("camera: the virtual camera's store is spent; the simulated camera takes over")
-        self.left -= 1
-        return (self.virtual if self.left >= 0 else self.fallback).capture(folder)
-
-
-def _camera(stack: ExitStack, profile: Any) -> Any:
-    from rig.devices.gphoto import GPhotoCamera
-
-    model = profile.camera.model if profile is not None else None
-    camera = GPhotoCamera(model=model)
-    say(f"camera: {camera.connect()}", err=True)
-    stack.callback(camera.close)
-    delete = profile.camera.delete_after_download if profile is not None else True
-    return _Downloads(camera, delete)
-
-
-class _Downloads:
-    def __init__(self, camera: Any, delete_after: bool) -> None:
-        self.camera, self.delete_after = camera, delete_after
-
-    def capture(self, folder: Path) -> list[Path]:
-        files: list[Path] = self.camera.capture(folder, delete_after=self.delete_after)
-        return files
-
-
-def _shoot(folder: Any, journal: Any, axis: Any, camera: Any, before_shot: Any, quiet: bool) -> Any:
+def _shoot(folder: Any, journal: Any, devices: Any, quiet: bool) -> Any:
     from rig.session.run import shoot
 
     planned: list[int] = []  # the session's own plan: a resumed one comes from session.toml
@@ -248,9 +230,9 @@ def _shoot(folder: Any, journal: Any, axis: Any, camera: Any, before_shot: Any, 
     return shoot(
         folder,
         journal,
-        axis,
-        camera,
-        before_shot=before_shot,
+        devices.axis,
+        devices.camera,
+        before_shot=devices.before_shot,
         on_shot=progress,
         on_session=lambda session: planned.append(len(session.positions_um)),
     )

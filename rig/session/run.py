@@ -113,7 +113,7 @@ def shoot(
         axis,
         camera,
         stacker,
-        axis_name=profile.rail.axis,
+        axis_name="lens" if profile.rail.protocol == "lens" else profile.rail.axis,
         before_shot=before_shot,
         on_shot=on_shot,
         **session_options,
