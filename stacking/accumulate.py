@@ -90,14 +90,44 @@ class SoftmaxSum:
         self._spare = None
 
 
+class ActivityTrace:
+    """Per-pixel peak and sum of every frame's activity, at the activity's own resolution.
+
+    Their difference says how far the sharpest frame stands out from the stack's average: the
+    coverage verdict's texture test (see :mod:`stacking.coverage`). Kept at the focus map's
+    reduced size, so its cost per frame does not grow with the frame.
+    """
+
+    def __init__(self) -> None:
+        self.peak: np.ndarray | None = None
+        self.total: np.ndarray | None = None
+        self.frames = 0
+
+    def add(self, activity: np.ndarray) -> None:
+        if self.peak is None or self.total is None:
+            self.peak = activity.copy()
+            self.total = activity.copy()
+        else:
+            cv2.max(self.peak, activity, dst=self.peak)
+            cv2.add(self.total, activity, dst=self.total)
+        self.frames += 1
+
+    def contrast(self) -> np.ndarray | None:
+        """Peak minus mean activity per pixel (activity units); None before any frame."""
+        if self.peak is None or self.total is None:
+            return None
+        return cv2.addWeighted(self.peak, 1.0, self.total, -1.0 / self.frames, 0.0)
+
+
 class Fusion:
-    """Base: depth map and carried planes, shared by every method."""
+    """Base: depth map, carried planes and the activity trace, shared by every method."""
 
     def __init__(self, shape: tuple[int, int], channels: int, carry_channels: int) -> None:
         self.shape = shape
         self.channels = channels
         self.depth = np.zeros(shape, np.uint16)
         self.carried = np.zeros((carry_channels, *shape), np.float32)
+        self.trace = ActivityTrace()
         self.frames = 0
 
     def _track_best(self, frame: FusionInput, new_best: np.ndarray) -> None:
@@ -109,6 +139,13 @@ class Fusion:
                 cv2.copyTo(values, new_best, plane)
 
     def update(self, frame: FusionInput) -> None:
+        """Fold one frame in."""
+        # Traced before the method folds it, which may overwrite its buffers.
+        self.trace.add(frame.activity)
+        self._fold(frame)
+        self.frames += 1
+
+    def _fold(self, frame: FusionInput) -> None:
         raise NotImplementedError
 
     def image(self, max_side: int | None = None) -> Iterator[np.ndarray]:
@@ -147,12 +184,11 @@ class WeightedFusion(Fusion):
         super().__init__(shape, channels, carry_channels)
         self.sums = SoftmaxSum(shape, channels)
 
-    def update(self, frame: FusionInput) -> None:
+    def _fold(self, frame: FusionInput) -> None:
         rescale, weight, new_best = self.sums.weigh(_activity_at(frame, self.shape, self.shape))
         for c, values in enumerate(frame.planes):
             self.sums.add(c, rescale, weight, values)
         self._track_best(frame, new_best)
-        self.frames += 1
 
     def image(self, max_side: int | None = None) -> Iterator[np.ndarray]:
         return _shrink(self.sums.mean(), max_side)
@@ -171,7 +207,7 @@ class PyramidFusion(Fusion):
         self.sums = [SoftmaxSum(s, channels) for s in shapes]
         self._bands: pyramid.Buffers | None = pyramid.Buffers(shapes)
 
-    def update(self, frame: FusionInput) -> None:
+    def _fold(self, frame: FusionInput) -> None:
         factors = []
         for level, sums in enumerate(self.sums):
             activity = _activity_at(frame, sums.den.shape, self.shape)
@@ -186,7 +222,6 @@ class PyramidFusion(Fusion):
             bands = pyramid.laplacian(values, self.levels, self._bands)
             for sums, (rescale, weight), band in zip(self.sums, factors, bands, strict=True):
                 sums.add(c, rescale, weight, band)
-        self.frames += 1
 
     def image(self, max_side: int | None = None) -> Iterator[np.ndarray]:
         # A preview only needs the levels down to its own size: skip the finer bands.
@@ -220,13 +255,12 @@ class DepthMapFusion(Fusion):
         self.sums = SoftmaxSum(shape, channels)
         self.best = np.zeros((channels, *shape), np.float32)
 
-    def update(self, frame: FusionInput) -> None:
+    def _fold(self, frame: FusionInput) -> None:
         rescale, weight, new_best = self.sums.weigh(_activity_at(frame, self.shape, self.shape))
         for c, values in enumerate(frame.planes):
             self.sums.add(c, rescale, weight, values)
             cv2.copyTo(values, new_best, self.best[c])
         self._track_best(frame, new_best)
-        self.frames += 1
 
     def selection_confidence(self) -> np.ndarray:
         """1 where the chosen frame is trusted, 0 where the weighted mean is used instead.

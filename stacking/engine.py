@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from stacking import accumulate, align, colour, exposure, focus, geometry
+from stacking import accumulate, align, colour, coverage, exposure, focus, geometry
 from stacking.dtypes import full_scale
 from stacking.errors import FrameMismatchError, NothingToStackError
-from stacking.report import FrameReport
+from stacking.report import Coverage, FrameReport
 from stacking.settings import StackSettings
 
-__all__ = ["FrameReport", "StackEngine", "StackResult", "StackSettings"]
+__all__ = ["Coverage", "FrameReport", "StackEngine", "StackResult", "StackSettings"]
 
 
 @dataclass
@@ -30,6 +30,7 @@ class StackResult:
     reports: list[FrameReport]
     crop: tuple[int, int, int, int] | None  # (x, y, w, h) applied, or None
     sharpness: float  # mean focus measure of the result
+    coverage: Coverage  # does the stack reach the subject's front and back
 
     @property
     def accepted(self) -> list[FrameReport]:
@@ -119,7 +120,25 @@ class StackEngine:
             image, depth = image[y : y + h, x : x + w], depth[y : y + h, x : x + w]
         np.clip(image, 0.0, 1.0, out=image)
         sharp = focus.image_sharpness(image, s.focus_measure, s.window, s.focus_side, s.detail_side)
-        return StackResult(image, depth, list(self.reports), box, sharp)
+        return StackResult(image, depth, list(self.reports), box, sharp, self.coverage())
+
+    def coverage(self) -> Coverage:
+        """Whether the frames so far reach the subject's front and back (cheap: any time).
+
+        Judged at the focus maps' reduced size, where the activity trace lives: the verdict
+        needs shares of the image, not pixels, and 24 MP would cost far more for nothing.
+        """
+        order = [r.index for r in self.reports if r.accepted]
+        fusion = self._fusion
+        contrast = fusion.trace.contrast() if fusion is not None else None
+        if fusion is None or contrast is None:
+            return coverage.judge(np.zeros((0, 0), np.uint16), np.zeros((0, 0), bool), order)
+        size = (contrast.shape[1], contrast.shape[0])
+        index = cv2.resize(fusion.depth, size, interpolation=cv2.INTER_NEAREST)
+        mask = coverage.textured(contrast, self.settings.sharpness)
+        if self._covered is not None:
+            mask &= cv2.resize(self._covered, size, interpolation=cv2.INTER_NEAREST) > 0
+        return coverage.judge(index, mask, order)
 
     # -- internals -------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """What happened to each frame, and the stack report (``.stack.json``) written beside a result.
 
-The one place that turns a :class:`FrameReport` into JSON and back. Reading validates every
-field, so a damaged or hand-edited report is an error that names the frame and the key, never
-a traceback or a wrong re-stack. No OpenCV here: the session and the TUI read reports too.
+The one place that turns a :class:`FrameReport` and the :class:`Coverage` verdict into JSON and
+back. Reading validates every field, so a damaged or hand-edited report is an error that names
+the frame and the key, never a traceback or a wrong re-stack. No OpenCV here: the session and
+the TUI read reports too.
 """
 
 from __future__ import annotations
@@ -62,6 +63,64 @@ class FrameReport:
         )
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """Does the stack reach the subject's front and back (see :mod:`stacking.coverage`)?
+
+    "first" and "last" are the ends of the acquisition order: the first and the last frame
+    fused, in the order they were added (the capture plan's order).
+    """
+
+    frames: int  # frames fused and judged
+    textured: float  # fraction of the image judged: with detail, and covered by every frame
+    first_share: float  # share of that detail the first frame is the sharpest for
+    last_share: float  # ... and the last frame
+    extend_first: int  # about how many steps to add before the first frame; 0: that end is fine
+    extend_last: int  # ... after the last frame
+    judged: bool  # False: too few frames or too little detail to tell (the verdict says which)
+    verdict: str  # one sentence for the operator
+
+    @property
+    def covered(self) -> bool:
+        """Judged, and neither end stops short."""
+        return self.judged and not self.extend_first and not self.extend_last
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, entry: object, source: str = "report") -> Coverage:
+        """A coverage verdict read back from JSON; StackingError names what is wrong."""
+        if not isinstance(entry, dict):
+            raise StackingError(f"{source}: coverage is {_show(entry)}, not a table")
+        where = f"{source}: coverage"
+        known = {f.name for f in fields(cls)}
+        missing = sorted(known - entry.keys())
+        if missing:
+            raise StackingError(f"{where}: missing {', '.join(missing)}")
+        unknown = sorted(set(entry) - known)
+        if unknown:
+            raise StackingError(f"{where}: unknown key {', '.join(map(str, unknown))}")
+        get = _Reader(entry, where)
+        return cls(
+            frames=get.integer("frames"),
+            textured=get.fraction("textured"),
+            first_share=get.fraction("first_share"),
+            last_share=get.fraction("last_share"),
+            extend_first=get.integer("extend_first"),
+            extend_last=get.integer("extend_last"),
+            judged=get.flag("judged"),
+            verdict=get.text("verdict"),
+        )
+
+
+def stack_coverage(document: object, source: str) -> Coverage | None:
+    """The coverage verdict of a stack report document; None in a report written before it."""
+    if not isinstance(document, dict) or document.get("coverage") is None:
+        return None
+    return Coverage.from_dict(document["coverage"], source)
+
+
 def frame_reports(document: object, source: str) -> list[FrameReport]:
     """The frame reports of a stack report document (as read from JSON)."""
     frames = document.get("frames") if isinstance(document, dict) else None
@@ -97,6 +156,12 @@ class _Reader:
         ):
             raise self._bad(key, "a finite number")
         return float(value)
+
+    def fraction(self, key: str) -> float:
+        value = self.number(key)
+        if not 0.0 <= value <= 1.0:
+            raise self._bad(key, "a number from 0 to 1")
+        return value
 
     def integer(self, key: str) -> int:
         value = self.entry[key]

@@ -30,7 +30,9 @@ from rig.devices.gphoto import (
     GPhotoCamera,
     camera_error,
     choose,
+    format_file_count,
     safe_filename,
+    target_is_ram,
 )
 from rig.devices.protocols import Camera
 from rig.errors import CameraError
@@ -75,6 +77,8 @@ def served_jpeg(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_child(scenario: str, served: Path, tmp_path: Path) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k not in ("IOLIBS", "CAMLIBS")}
     env.update(VCAMERADIR=str(served.parent), PYTHONPATH=str(REPO))
+    # libgphoto2 keeps capturetarget in $XDG_CONFIG_HOME/gphoto/settings: not the user's.
+    env.update(XDG_CONFIG_HOME=str(tmp_path / "config"))
     done = subprocess.run(
         [sys.executable, str(CHILD), scenario, str(tmp_path)],
         env=env,
@@ -169,8 +173,9 @@ class FakeGp:
         self.triggers = 0
         self.deleted: list[str] = []
         self.closed = False
-        self.config: FakeWidget | None = None
+        self.config = FakeWidget("main", gp.GP_WIDGET_WINDOW)
         self.sent: list[FakeWidget] = []
+        self.can_delete = True
 
     def trigger_capture(self) -> None:
         self.triggers += 1
@@ -188,12 +193,14 @@ class FakeGp:
         return SimpleNamespace(get_data_and_size=lambda: f"data of {name}".encode())
 
     def file_delete(self, folder: str, name: str) -> None:
+        if not self.can_delete:
+            raise gp.GPhoto2Error(gp.GP_ERROR_NOT_SUPPORTED)
         self.deleted.append(name)
 
     def exit(self) -> None:
         self.closed = True
 
-    def get_config(self) -> FakeWidget | None:
+    def get_config(self) -> FakeWidget:
         return self.config
 
     def set_config(self, root: FakeWidget) -> None:
@@ -304,6 +311,13 @@ class FakeWidget:
 
     def __init__(self, name: str, kind: int, value: object = None, *children: FakeWidget) -> None:
         self.name, self.kind, self.value, self.children = name, kind, value, children
+        self.choices: tuple[str, ...] = ()
+
+    @classmethod
+    def radio(cls, name: str, value: str, *choices: str) -> FakeWidget:
+        widget = cls(name, gp.GP_WIDGET_RADIO, value)
+        widget.choices = choices or (value,)
+        return widget
 
     def get_type(self) -> int:
         return self.kind
@@ -331,6 +345,18 @@ class FakeWidget:
 
     def get_child(self, i: int) -> FakeWidget:
         return self.children[i]
+
+    def count_choices(self) -> int:
+        return len(self.choices)
+
+    def get_choice(self, i: int) -> str:
+        return self.choices[i]
+
+
+def configured(*leaves: FakeWidget, **options: Any) -> FakeGp:
+    handle = FakeGp(**options)
+    handle.config = FakeWidget("main", gp.GP_WIDGET_WINDOW, None, *leaves)
+    return handle
 
 
 def test_range_and_toggle_settings_are_checked_and_converted() -> None:

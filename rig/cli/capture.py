@@ -126,9 +126,11 @@ def run_capture(args: argparse.Namespace) -> int:
             say(f"stackrig: stopped: {exc}", err=True)
             return EXIT_STOPPED
     o = result.outcome
+    latency = result.last_frame_to_stack_s
+    said = "" if latency is None else f"; last frame on disk to stack {latency:.2f} s"
     say(
         f"stacked {len(o.result.accepted)} frames ({result.shot} shot now, {result.restacked} from "
-        f"before) -> {o.outputs.image}; last frame to result {o.last_frame_to_result_s:.2f} s"
+        f"before) -> {o.outputs.image}{said}"
     )
     if result.note:
         say(result.note, err=True)

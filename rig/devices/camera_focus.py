@@ -1,15 +1,36 @@
-"""Lens focus stepping on a real camera: a GPhotoCamera seen through lens_focus.ConfigAccess."""
+"""Lens focus stepping on a real camera: its settings seen through lens_focus.ConfigAccess.
+
+Works with anything that has ``config_keys``, ``get``, ``set`` and ``info``: a
+:class:`~rig.devices.gphoto.GPhotoCamera` in this process or a
+:class:`~rig.devices.camera_process.CameraProcess`, whose focus steps then have deadlines too.
+Imports no gphoto2, so a parent of a camera process stays free of it.
+"""
 
 from __future__ import annotations
 
-from rig.devices.gphoto import GPhotoCamera
+from typing import Protocol
+
+from rig.devices.camera_child import CameraInfo, ConfigValue
 from rig.devices.lens_focus import LensFocusDriver
 
 
-class CameraSettings:
-    """:class:`rig.devices.lens_focus.ConfigAccess` on top of a connected GPhotoCamera."""
+class CameraConfig(Protocol):
+    """The settings calls of a connected camera that lens focus stepping uses."""
 
-    def __init__(self, camera: GPhotoCamera) -> None:
+    @property
+    def info(self) -> CameraInfo | None: ...
+
+    def config_keys(self) -> list[str]: ...
+
+    def get(self, key: str) -> ConfigValue: ...
+
+    def set(self, key: str, value: str | int | float | bool) -> None: ...
+
+
+class CameraSettings:
+    """:class:`rig.devices.lens_focus.ConfigAccess` on top of a connected camera."""
+
+    def __init__(self, camera: CameraConfig) -> None:
         self.camera = camera
 
     def keys(self) -> list[str]:
@@ -20,14 +41,17 @@ class CameraSettings:
         return value.type, value.value, list(value.choices), value.range
 
     def set(self, key: str, value: object) -> None:
-        self.camera.set(key, value)  # type: ignore[arg-type]
+        if not isinstance(value, str | int | float):  # bool is an int
+            raise TypeError(f"{key}: a camera setting takes text or a number, not {value!r}")
+        self.camera.set(key, value)
 
     def model(self) -> str:
-        return self.camera.info.model if self.camera.info else "the camera"
+        info = self.camera.info
+        return info.model if info else "the camera"
 
 
 def lens_focus(
-    camera: GPhotoCamera, *, um_per_step: float = 1.0, step_size: int = 1
+    camera: CameraConfig, *, um_per_step: float = 1.0, step_size: int = 1
 ) -> LensFocusDriver:
     """A focus drive that steps the lens of ``camera`` (connected) instead of moving a rail."""
     return LensFocusDriver(CameraSettings(camera), um_per_step=um_per_step, step_size=step_size)

@@ -1,7 +1,8 @@
 """A camera through python-gphoto2 (libgphoto2): detect, configure, capture, download.
 
 Not thread-safe: libgphoto2 handles must be used from one thread. Use
-:class:`rig.devices.camera_worker.CameraWorker` to own a :class:`GPhotoCamera` from anywhere.
+:class:`rig.devices.camera_worker.CameraWorker` to own a :class:`GPhotoCamera` from anywhere, or
+:class:`rig.devices.camera_process.CameraProcess` to run it in a process that can be killed.
 
 For the virtual camera in python-gphoto2's wheels, set ``VCAMERADIR`` *before* this module is
 first imported: the gphoto2 package picks its USB back end at import time.
@@ -21,6 +22,8 @@ from typing import Any
 
 import gphoto2 as gp
 
+# Plain values, defined where the camera process's parent can unpickle them without gphoto2.
+from rig.devices.camera_child import CameraInfo, CameraSummary, ConfigValue
 from rig.errors import CameraError
 from stacking.errors import StackingError
 from stacking.files import atomic_write
@@ -34,6 +37,10 @@ ALIASES: tuple[tuple[str, ...], ...] = (
     ("imageformat", "imagequality"),
 )
 VIBRATION_KEYS = ("mirrorlock", "shuttertype", "silentmode")
+FORMAT_KEYS = ALIASES[1]  # the file type(s) a shot produces: Canon, Fuji, Olympus / Nikon, Sony
+PC_SAVE_KEY = "pcsaveimgformat"  # Sony: which of a RAW+JPEG pair is sent to the computer
+TARGET_KEY = "capturetarget"  # where a shot is stored: the camera's RAM or its card
+SHOT_KEYS = frozenset({*FORMAT_KEYS, PC_SAVE_KEY, TARGET_KEY})
 
 _GONE = {gp.GP_ERROR_IO, gp.GP_ERROR_IO_USB_FIND, gp.GP_ERROR_MODEL_NOT_FOUND}
 # After these the PTP session is dead or out of step: reopen before the next call.
@@ -50,33 +57,6 @@ _WIDGET_TYPES = {
 _STORE_FULL_EVENT = re.compile(r"PTP Event 400a\b", re.IGNORECASE)  # PTP_EC_StoreFull
 _POLL_MS = 200
 _logging_hook: object = None
-
-
-@dataclass(frozen=True)
-class CameraInfo:
-    model: str
-    port: str
-
-
-@dataclass(frozen=True)
-class CameraSummary:
-    model: str
-    port: str
-    lens: str | None
-    battery: str | None
-    storage_free_bytes: int | None
-    storage_total_bytes: int | None
-
-
-@dataclass(frozen=True)
-class ConfigValue:
-    name: str
-    label: str
-    type: str  # text, range, toggle, radio, menu, button or date
-    value: str | int | float | None
-    choices: tuple[str, ...]  # radio and menu widgets; empty otherwise
-    readonly: bool
-    range: tuple[float, float, float] | None = None  # (min, max, step) of a range widget
 
 
 @dataclass(frozen=True)
@@ -120,6 +100,48 @@ def camera_error(exc: gp.GPhoto2Error, doing: str, model: str | None = None) -> 
     else:
         text = f"{who} failed while {doing}: check it is on and connected, then retry"
     return CameraError(f"{text} ({said})")
+
+
+# The parts of an image-format value (camlibs/ptp2/config.c): "RAW + L" (Canon EOS since
+# libgphoto2 2.5.32), "RAW + Large Fine JPEG" (before), "NEF+Fine", "RAW+JPEG (X.Fine)",
+# "RAW + JPEG Fine" (Fuji), "Large Fine JPEG+RAW" (Olympus), "RAW & JPEG" (Sony PC save).
+_FORMAT_PARTS = re.compile(r"\s*[+&]\s*")
+_RAW_PART = re.compile(r"\b(?:[cms]?raw|nef)\b")
+_IMAGE_PART = re.compile(
+    r"\b(?:jpe?g|heif|heic|tiff?|fine|normal|basic|economy|superfine|standard|std|light"
+    r"|x\.fine|large|medium|small|smaller|tiny)\b"
+)
+_CANON_SIZE = re.compile(r"c?[lms]\d?")  # Canon EOS JPEG sizes: L, M, S, cL, M1, S2, cS3 ...
+
+
+def format_file_count(image_format: str) -> int | None:
+    """How many files one shot makes in this image format (RAW+JPEG: 2), None if unclear.
+
+    Every part of the value must be recognisably a RAW or an image file: an unknown code
+    (Panasonic's numbers, a Canon "0x0c + 0x44") cannot be counted, and the caller then waits
+    for the camera to fall quiet instead of risking a shot cut short.
+    """
+    text = image_format.strip().lower().replace("*", "")  # Nikon's "JPEG Fine*" (optimal)
+    text = re.sub(r"\bonly\b", "", text)  # Sony's "JPEG Only", "RAW Only"
+    parts = [p for p in _FORMAT_PARTS.split(text) if p.strip()]
+    if not parts:
+        return None
+    known = (
+        _RAW_PART.search(p) or _IMAGE_PART.search(p) or _CANON_SIZE.fullmatch(p.strip())
+        for p in parts
+    )
+    return len(parts) if all(known) else None
+
+
+def target_is_ram(capture_target: str) -> bool | None:
+    """True for the camera's internal RAM ("Internal RAM", Sony's "sdram"), False when the
+    shot is also stored on a card ("Memory card", "card", "card+sdram"), None if unclear."""
+    text = capture_target.strip().lower()
+    if "card" in text:
+        return False
+    if re.search(r"\bram\b|sdram", text):
+        return True
+    return None
 
 
 def _card_full(model: str, doing: str) -> CameraError:
@@ -226,6 +248,7 @@ class GPhotoCamera:
         busy_delays_s: Sequence[float] = (0.2, 0.5, 1.0, 2.0),
         capture_timeout_s: float = 30.0,
         quiet_s: float = 1.5,
+        late_s: float = 5.0,
     ) -> None:
         self.model = model
         self.port = port
@@ -234,9 +257,14 @@ class GPhotoCamera:
         self._opener = opener
         self._busy_delays_s = tuple(busy_delays_s)
         self._capture_timeout_s = capture_timeout_s
-        self._quiet_s = quiet_s
+        self._quiet_s = quiet_s  # a shot is over this long after its last file, if unsure
+        self._late_s = late_s  # how long the rest of a shot may trail its first file
         self._camera: Any = None
         self._store_full = False
+        # From the camera's settings at connect and after set(): None where it cannot tell.
+        self.files_per_shot: int | None = None
+        self.capture_target: str | None = None
+        self._can_delete = True
 
     # -- connection -------------------------------------------------------------------------
 
@@ -247,7 +275,9 @@ class GPhotoCamera:
         self._camera = self._open(info, "opening the camera")
         self.info = info
         self._store_full = False
+        self._can_delete = True
         log.info("connected to %s on %s", info.model, info.port)
+        self._read_shot_settings()
         return f"{info.model} on {info.port}"
 
     def reconnect(self) -> str:
@@ -261,6 +291,7 @@ class GPhotoCamera:
         self._camera = self._open(info, "reconnecting")
         self.info = info
         log.info("reconnected to %s on %s", info.model, info.port)
+        self._read_shot_settings()
         return f"{info.model} on {info.port}"
 
     def close(self) -> None:
@@ -309,23 +340,34 @@ class GPhotoCamera:
         self._call(lambda: widget.set_value(wanted), doing)
         self._call(lambda: self._require().set_config(root), doing)
         log.info("%s = %r", name, wanted)
+        if name in SHOT_KEYS:
+            self._read_shot_settings()
 
     # -- capture ----------------------------------------------------------------------------
 
-    def capture(self, folder: Path, delete_after: bool = False) -> list[Path]:
-        """Shoot once; every file it produced, downloaded, fsync'd and renamed into ``folder``."""
+    def capture(self, folder: Path, delete_after: bool | None = None) -> list[Path]:
+        """Shoot once; every file it produced, downloaded, fsync'd and renamed into ``folder``.
+
+        ``delete_after``: remove the camera's copy once the file is safely on disk; None
+        (automatic) does so when the capture target is the camera's RAM and keeps it on a card.
+        """
         folder.mkdir(parents=True, exist_ok=True)
         camera = self._require()
+        delete = self.deletes_by_default() if delete_after is None else delete_after
         self._drain_events(camera)
         started = time.monotonic()
         saved = []
         for remote in self._shoot(camera):
-            saved.append(self._download(camera, remote, folder))
-            if delete_after:
-                doing = f"deleting {remote.name} from the camera"
-                self._call(partial(camera.file_delete, remote.folder, remote.name), doing)
+            saved.append(self._download(camera, remote, folder))  # fsync'd before any delete
+            if delete and self._can_delete:
+                self._delete(camera, remote)
         log.info("captured %s in %.2f s", [p.name for p in saved], time.monotonic() - started)
         return saved
+
+    def deletes_by_default(self) -> bool:
+        """Whether an automatic capture deletes the camera's copy: only from its RAM, never
+        from a card (nor where the target is unknown: the card's images are the user's)."""
+        return self.capture_target is not None and target_is_ram(self.capture_target) is True
 
     def preview(self) -> bytes:
         """One live-view frame (JPEG bytes)."""
@@ -354,15 +396,36 @@ class GPhotoCamera:
         return self._collect_files(camera)
 
     def _collect_files(self, camera: Any) -> list[_RemoteFile]:
-        """FILE_ADDED events until CAPTURE_COMPLETE, or until quiet once a file came (RAW+JPEG;
-        Canon with a card target may never say CAPTURE_COMPLETE)."""
+        """FILE_ADDED events until as many files came as the image format makes (RAW+JPEG: 2).
+
+        Where the format says nothing: until CAPTURE_COMPLETE, or until quiet once a file came
+        (Canon with a card target may never say CAPTURE_COMPLETE). Where it does, a shot that
+        stays short is waited for up to ``late_s``, then taken as it is, and the count is no
+        longer trusted for this connection.
+        """
         files: list[_RemoteFile] = []
+        expected = self.files_per_shot
+        complete = False
         start = last = time.monotonic()
         while True:
             now = time.monotonic()
-            if files and now - last >= self._quiet_s:
-                return files
-            if not files and now - start >= self._capture_timeout_s:
+            if files:
+                if expected is None:
+                    if complete or now - last >= self._quiet_s:
+                        return files
+                elif len(files) >= expected:
+                    return files
+                elif now - last >= self._late_s:
+                    log.warning(
+                        "%s: the image format makes %d files a shot but %d came; waiting for "
+                        "the camera to fall quiet from now on",
+                        self._model(),
+                        expected,
+                        len(files),
+                    )
+                    self.files_per_shot = None
+                    return files
+            elif now - start >= self._capture_timeout_s:
                 raise CameraError(
                     f"{self._model()} took no picture within {self._capture_timeout_s:.0f} s: "
                     "check the card is in, the lens is set to manual focus (autofocus may not "
@@ -373,10 +436,45 @@ class GPhotoCamera:
                 files.append(_RemoteFile(data.folder, data.name))
                 last = time.monotonic()
             elif kind == gp.GP_EVENT_CAPTURE_COMPLETE and files:
-                return files
+                complete = True
             elif kind == gp.GP_EVENT_UNKNOWN and _STORE_FULL_EVENT.search(str(data)):
                 self._store_full = True
                 raise _card_full(self._model(), "capturing")
+
+    def _delete(self, camera: Any, remote: _RemoteFile) -> None:
+        doing = f"deleting {remote.name} from the camera"
+        try:
+            self._retry_busy(partial(camera.file_delete, remote.folder, remote.name), doing)
+        except gp.GPhoto2Error as exc:
+            if exc.code != gp.GP_ERROR_NOT_SUPPORTED:
+                raise self._translate(exc, doing) from exc
+            # The file is already safe on disk: a camera that cannot delete keeps its copies.
+            log.warning("%s cannot delete files: they stay on the camera", self._model())
+            self._can_delete = False
+
+    def _read_shot_settings(self) -> None:
+        """What a shot will make and where it is stored, from the camera's settings."""
+        try:
+            widgets = self._widgets()[1]
+        except CameraError as exc:
+            log.warning("could not read the image format and capture target: %s", exc)
+            self.files_per_shot = self.capture_target = None
+            return
+        fmt = next((_text(widgets[k]) for k in FORMAT_KEYS if k in widgets), None)
+        count = format_file_count(fmt) if fmt else None
+        pc_save = _text(widgets.get(PC_SAVE_KEY))
+        if count == 2 and pc_save and format_file_count(pc_save) == 1:
+            count = 1  # Sony sends only the JPEG or only the RAW of a pair to the computer
+        self.files_per_shot = count
+        self.capture_target = _text(widgets.get(TARGET_KEY))
+        log.info(
+            "%s: image format %s (%s), capture target %s (automatic delete after download: %s)",
+            self._model(),
+            fmt or "not reported",
+            f"{count} file{'s' if count != 1 else ''} a shot" if count else "count unknown",
+            self.capture_target or "not reported",
+            "yes" if self.deletes_by_default() else "no",
+        )
 
     def _drain_events(self, camera: Any) -> None:
         """Consume what the camera reported since the last shot, so it is not taken as new."""

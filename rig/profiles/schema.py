@@ -77,7 +77,10 @@ class CameraSection:
     port: str | None = spec(None, "str", optional=True, nonempty=True)  # e.g. usb:001,004
     # gphoto2 setting -> value, e.g. iso = "100"; choices are checked against the camera later
     settings: dict[str, str] = field(default_factory=dict, metadata=_meta("strtable"))
-    delete_after_download: bool = spec(False, "bool")
+    # Delete the camera's copy once a shot is safely on disk. Left out: automatic, yes when
+    # capturetarget is the camera's RAM ("Internal RAM", "sdram"), no on a memory card
+    # (nor where the camera reports no target); true or false force it.
+    delete_after_download: bool | None = spec(None, "bool", optional=True)
 
 
 @dataclass

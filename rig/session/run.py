@@ -8,6 +8,7 @@ shoots only what is missing, so every planned position ends up captured exactly 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,6 +49,8 @@ class SessionResult:
     restacked: int  # frames from before (a resume)
     outcome: StackOutcome
     note: str = ""  # e.g. why the rail did not return to the start
+    # from the last frame this run saved (on disk, journaled) to the final stack written
+    last_frame_to_stack_s: float | None = None
 
 
 def plan_record(plan: Plan) -> dict[str, object]:
@@ -106,6 +109,13 @@ def shoot(
     ).start()
     for index in sorted(recovery.good):  # the frames from before, first and in order
         stacker.submit(stackable(recovery.good[index]))
+    saved_at: list[float] = []
+
+    def shot_saved(shot: Shot) -> None:
+        saved_at.append(time.monotonic())
+        if on_shot is not None:
+            on_shot(shot)
+
     session = CaptureSession(
         folder,
         journal,
@@ -115,7 +125,7 @@ def shoot(
         stacker,
         axis_name="lens" if profile.rail.protocol == "lens" else profile.rail.axis,
         before_shot=before_shot,
-        on_shot=on_shot,
+        on_shot=shot_saved,
         **session_options,
     )
     if on_session is not None:
@@ -131,15 +141,19 @@ def shoot(
     except BaseException:
         session.set_state(State.FAILED)
         raise
+    latency = time.monotonic() - saved_at[-1] if saved_at else None
     note = ""
     if record.plan.get("return_to_start", True) and positions:
         try:
             axis.move_to(positions[0])
         except RailError as exc:
             note = f"the rail did not return to the start: {exc}"
-    journal.append("session_finished", outcome="done")
+    finished: dict[str, Any] = {"frames": len(outcome.result.accepted)}
+    if latency is not None:
+        finished["last_frame_to_stack_s"] = round(latency, 3)
+    journal.append("session_finished", outcome="done", **finished)
     session.set_state(State.DONE)
-    return SessionResult(folder, len(shots), len(recovery.good), outcome, note)
+    return SessionResult(folder, len(shots), len(recovery.good), outcome, note, latency)
 
 
 def shot_positions(plan: dict[str, Any]) -> list[float]:
