@@ -287,6 +287,12 @@ EVENT_STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         }
     ),
     "rail_reconnected": st.fixed_dictionaries({"index": indices, "message": texts}),
+    "session_extended": st.fixed_dictionaries(
+        {
+            "positions_um": st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=4),
+            "end": st.sampled_from(["first", "last"]),
+        }
+    ),
     "session_paused": st.just({}),
     "session_resumed": st.just({}),
     "session_finished": st.fixed_dictionaries({"outcome": texts}),

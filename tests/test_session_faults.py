@@ -16,80 +16,19 @@ from typing import Any
 
 import numpy as np
 import pytest
+from session_rig import PLANNED, POSITIONS, Rig, profile
 
 from rig.cli import main
 from rig.devices.motion import Rail
 from rig.devices.rails.registry import make_driver
 from rig.errors import CameraError
 from rig.profiles import Profile
-from rig.profiles.schema import PlanSection, RailSection
+from rig.profiles.schema import RailSection
 from rig.session.capture import SessionStopped, ShotFault, State
 from rig.session.folder import SessionFolder
-from rig.session.journal import next_missing, read_journal
-from rig.session.plan import Plan
-from rig.session.run import new_session, open_session, shoot
+from rig.session.journal import next_missing
 from rig.simrig.camera import SimulatedCamera
-from rig.simrig.rig import SimulatedRig
-from rig.simrig.subject import SubjectSettings
 from stacking.io import read_image
-
-SUBJECT = SubjectSettings(width=240, height=160, depth_um=800.0)
-POSITIONS = 6
-PLANNED = [i * SUBJECT.depth_um / (POSITIONS - 1) for i in range(POSITIONS)]
-
-
-def profile(on_fault: str = "retry", shots_per_position: int = 1) -> Profile:
-    return Profile(
-        name="faults",
-        rail=RailSection(protocol="grbl", speed_mm_s=20.0, settle_s=0.0, backlash_um=30.0),
-        plan=PlanSection(on_fault=on_fault, shots_per_position=shots_per_position),
-    )
-
-
-class Rig:
-    """The simulated rig with a connected rail, a camera, and a fresh session."""
-
-    def __init__(self, tmp: Path, prof: Profile) -> None:
-        self.tmp, self.profile = tmp, prof
-        self.sim = SimulatedRig("grbl", tmp, SUBJECT).start()
-        self.rail = self.connect()
-        self.rail.set_zero()
-        self.camera = SimulatedCamera(self.sim)
-        plan = Plan.from_start_end_count(
-            0.0, SUBJECT.depth_um, POSITIONS, shots_per_position=prof.plan.shots_per_position
-        )
-        self.folder, self.journal = new_session(prof, plan, tmp / "captures")
-
-    def connect(self) -> Rail:
-        rail = Rail(make_driver(self.profile.rail, self.sim.port), self.profile.motion_settings())
-        rail.connect()
-        return rail
-
-    def shoot(self, camera: Any = None, **options: Any) -> Any:
-        return shoot(
-            self.folder,
-            self.journal,
-            self.rail,
-            camera or self.camera,
-            before_shot=self.sim.before_shot,
-            **options,
-        )
-
-    def resume(self, **options: Any) -> Any:
-        self.journal.close()
-        self.folder, self.journal = open_session(self.folder.path)
-        return self.shoot(**options)
-
-    def close(self) -> None:
-        self.journal.close()
-        self.rail.close()
-        self.sim.close()
-
-    def events(self) -> list[Any]:
-        return read_journal(self.folder.journal)
-
-    def frames(self) -> list[str]:
-        return sorted(p.name for p in self.folder.frames.iterdir() if p.is_file())
 
 
 @pytest.fixture

@@ -63,6 +63,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="move the rail through the whole plan (approach, settle, limits), shoot nothing",
     )
+    for end in ("first", "last"):
+        p.add_argument(
+            f"--extend-{end}",
+            type=int,
+            metavar="N",
+            help=f"with --resume: shoot N more positions beyond the {end} end (one plan step "
+            "apart), then re-stack; for a finished session too",
+        )
     add_overrides(p, OVERRIDES)
     add_quiet(p)
     p.set_defaults(handler=run_capture)
@@ -84,16 +92,21 @@ def run_capture(args: argparse.Namespace) -> int:
 
     if args.dry_run and args.resume:
         raise UsageError("--dry-run plans a new run: give it without --resume")
+    extend = {"first": args.extend_first, "last": args.extend_last}
+    extend = {end: n for end, n in extend.items() if n is not None}
+    if extend and not args.resume:
+        raise UsageError("--extend-first/--extend-last add to a session: give --resume DIR")
     with ExitStack() as stack:
         if args.resume:
             from rig.session.folder import read_session_file
             from rig.session.run import open_session
 
-            folder, journal = open_session(args.resume)
+            folder, journal = open_session(args.resume, finished=bool(extend))
             stack.callback(journal.close)
             profile = read_session_file(folder).profile()
             if args.on_fault is not None:
                 profile.plan.on_fault = args.on_fault
+            _extend(folder, journal, extend)
         else:
             profile = _profile(args)
             plan = _plan(args, profile, None)  # checked before any device is touched
@@ -114,7 +127,7 @@ def run_capture(args: argparse.Namespace) -> int:
         say(f"session: {folder.path}", err=True)
         try:
             with terminate_as_interrupt():
-                result = _shoot(folder, journal, devices, args.quiet)
+                result = _shoot(folder, journal, devices, profile.plan.on_fault, args.quiet)
         except KeyboardInterrupt:
             axis.stop()
             journal.append("session_finished", outcome="aborted")
@@ -183,6 +196,17 @@ def _require_referenced(axis: Any) -> None:
         )
 
 
+def _extend(folder: Any, journal: Any, extend: dict[str, int]) -> None:
+    from rig.session.run import extend_session
+
+    for end, steps in extend.items():
+        try:
+            added = extend_session(folder, journal, end, steps)
+        except SessionError as exc:
+            raise UsageError(str(exc)) from None
+        say(f"extended at the {end} end: {', '.join(f'{p:.1f}' for p in added)} um", err=True)
+
+
 def _check_disk(plan: Any, profile: Any, root: Path) -> None:
     """The frames and the stack must fit, before a folder is made or the rail moves."""
     import shutil
@@ -220,7 +244,8 @@ def _dry_run(axis: Any, plan: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def _shoot(folder: Any, journal: Any, devices: Any, quiet: bool) -> Any:
+def _shoot(folder: Any, journal: Any, devices: Any, on_fault: str, quiet: bool) -> Any:
+    from rig.session.capture import fault_policy
     from rig.session.run import shoot
 
     planned: list[int] = []  # the session's own plan: a resumed one comes from session.toml
@@ -237,4 +262,5 @@ def _shoot(folder: Any, journal: Any, devices: Any, quiet: bool) -> Any:
         before_shot=devices.before_shot,
         on_shot=progress,
         on_session=lambda session: planned.append(len(session.positions_um)),
+        decide=fault_policy(on_fault),
     )

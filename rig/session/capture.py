@@ -129,6 +129,7 @@ class CaptureSession:
         before_shot: Callable[[int], object] | None = None,
         on_shot: Callable[[Shot], None] | None = None,
         on_state: Callable[[State], None] | None = None,
+        on_skip: Callable[[int], None] | None = None,
         free_bytes: Callable[[Path], int] | None = None,
     ) -> None:
         self.folder, self.journal = folder, journal
@@ -137,6 +138,7 @@ class CaptureSession:
         self.axis_name = axis_name
         self.decide, self.decided_by = decide or fault_policy("retry"), decided_by
         self.before_shot, self.on_shot, self.on_state = before_shot, on_shot, on_state
+        self.on_skip = on_skip
         self._free_bytes = free_bytes or (lambda path: shutil.disk_usage(path).free)
         self._largest_shot = 0
         self.state = State.IDLE
@@ -222,6 +224,8 @@ class CaptureSession:
                 choice = self._fault(index, attempt, exc)
                 sweep_incoming(self.folder)  # a partial download must not join the retry
                 if choice == "skip":
+                    if self.on_skip is not None:
+                        self.on_skip(index)
                     return None
                 if choice == "abort":
                     outcome = "paused" if isinstance(exc, ControllerRestarted) else "failed"

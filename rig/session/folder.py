@@ -235,6 +235,11 @@ def frame_name(index: int, position_um: float, axis: str = "z", ext: str = ".jpg
     return f"{index:04d}_{axis}{text}um{ext.lower()}"
 
 
+def frame_index(path: Path) -> int:
+    """The shot number a frame's name starts with (see :func:`frame_name`)."""
+    return int(path.name.split("_", 1)[0])
+
+
 @dataclass(frozen=True)
 class SavedFile:
     """A frame file on disk under its final name, with what the journal records of it."""

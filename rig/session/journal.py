@@ -66,6 +66,11 @@ def _um(v: Any) -> str | None:
     return None if ok else "a finite number of micrometres"
 
 
+def _positions(v: Any) -> str | None:
+    ok = isinstance(v, list) and bool(v) and all(_um(p) is None for p in v)
+    return None if ok else "a list of positions in micrometres"
+
+
 def _text(v: Any) -> str | None:
     return None if isinstance(v, str) else "text"
 
@@ -105,6 +110,9 @@ EVENTS: dict[str, tuple[_Fields, _Fields]] = {
     "fault": ({"index": _maybe_index, "kind": _text, "message": _text}, {}),
     "decision": ({"index": _index, "choice": _one_of(CHOICES), "by": _one_of(DECIDED_BY)}, {}),
     "rail_reconnected": ({"index": _index, "message": _text}, {}),  # after a lost link
+    # more shots beyond one end of the plan (the coverage verdict): indices continue after
+    # the last planned one, in the order given
+    "session_extended": ({"positions_um": _positions, "end": _one_of(("first", "last"))}, {}),
     "session_paused": ({}, {}),
     "session_resumed": ({}, {}),
     "session_finished": ({"outcome": _text}, {}),
@@ -374,6 +382,7 @@ class SessionState:
     :func:`rig.session.folder.verify_frames`."""
 
     plan: dict[str, Any] | None = None  # the plan summary of the first session_started
+    extended: list[float] = field(default_factory=list)  # shots added by session_extended
     requested: dict[int, float] = field(default_factory=dict)  # index -> position asked for
     reached: dict[int, float] = field(default_factory=dict)  # index -> position the rail said
     files: dict[int, dict[str, FrameFile]] = field(default_factory=dict)  # since any rejection
@@ -417,6 +426,8 @@ def replay(events: Iterable[Event]) -> SessionState:
         if kind == "session_started":
             state.plan = state.plan if state.plan is not None else dict(ev["plan"])
             state.paused, state.outcome = False, None
+        elif kind == "session_extended":
+            state.extended += [float(p) for p in ev["positions_um"]]
         elif kind == "shot_requested":
             state.requested[ev["index"]] = float(ev["position_um"])
         elif kind == "position_reached":

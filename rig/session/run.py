@@ -9,7 +9,7 @@ shoots only what is missing, so every planned position ends up captured exactly 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,12 +32,13 @@ from rig.session.capture import (
 from rig.session.folder import (
     SessionFolder,
     create_session_folder,
+    frame_index,
     read_session_file,
     recover,
     write_session_file,
 )
 from rig.session.journal import Journal, next_missing
-from rig.session.plan import Plan
+from rig.session.plan import Plan, outside_limits
 from rig.session.stacker import FrameDone, StackingWorker, StackJob, StackOutcome
 from stacking import files
 
@@ -91,14 +92,14 @@ def shoot(
     ``decide``, the profile's ``plan.on_fault`` policy answers faults."""
     record = read_session_file(folder)
     profile = record.profile()
-    positions = shot_positions(record.plan)
+    positions = shot_positions(record.plan, journal.state().extended)
     session_options.setdefault("decide", fault_policy(profile.plan.on_fault))
     resumed = any(e.type == "shot_requested" for e in journal.events)
     recovery = recover(folder, journal)
     todo = next_missing(positions, recovery.state)
     if resumed:
         journal.append("session_resumed")
-    stacker = StackingWorker(
+    worker = StackingWorker(
         StackJob(
             profile.stack_settings(),
             folder.outputs,
@@ -107,7 +108,9 @@ def shoot(
             preview_every=profile.output.preview_every,
         )
     ).start()
-    for index in sorted(recovery.good):  # the frames from before, first and in order
+    done = set(recovery.good)
+    stacker = InFocusOrder(worker, focus_order(positions, [*done, *todo]))
+    for index in sorted(done):  # the frames from before
         stacker.submit(stackable(recovery.good[index]))
     saved_at: list[float] = []
 
@@ -126,6 +129,7 @@ def shoot(
         axis_name="lens" if profile.rail.protocol == "lens" else profile.rail.axis,
         before_shot=before_shot,
         on_shot=shot_saved,
+        on_skip=stacker.skipped,
         **session_options,
     )
     if on_session is not None:
@@ -133,11 +137,11 @@ def shoot(
     try:
         shots = session.run(todo)
     except BaseException:
-        stacker.abort()
+        worker.abort()
         raise
     session.set_state(State.FINISHING)
     try:
-        outcome = stacker.finish()
+        outcome = worker.finish()
     except BaseException:
         session.set_state(State.FAILED)
         raise
@@ -156,12 +160,80 @@ def shoot(
     return SessionResult(folder, len(shots), len(recovery.good), outcome, note, latency)
 
 
-def shot_positions(plan: dict[str, Any]) -> list[float]:
+def shot_positions(plan: dict[str, Any], extended: Sequence[float] = ()) -> list[float]:
     """Where each shot is taken, by shot index from 1: every planned position, as many times
     as ``shots_per_position`` (the shots of one position all go to the stack; their noise
-    averages out where that position is the sharpest)."""
+    averages out where that position is the sharpest), then the shots an extension added."""
     repeat = int(plan.get("shots_per_position", 1))
-    return [float(p) for p in plan["positions_um"] for _ in range(repeat)]
+    return [float(p) for p in plan["positions_um"] for _ in range(repeat)] + list(extended)
+
+
+def focus_order(positions: Sequence[float], indices: Iterable[int]) -> list[int]:
+    """``indices`` in the order of their positions along the plan's direction: the order the
+    stack is built in, whatever order they were shot in (an extension before the first end is
+    shot last but stacked first). Equal positions keep their shot order. The direction is the
+    plan's: from its first position to the next different one (extensions come after)."""
+    second = next((p for p in positions if p != positions[0]), positions[0])
+    sign = -1.0 if second < positions[0] else 1.0
+    return sorted(set(indices), key=lambda i: (sign * positions[i - 1], i))
+
+
+class InFocusOrder:
+    """Hands frames to the stacking worker in focus order (each frame is aligned to the one
+    before it, so a neighbour in focus must come before it). A frame that arrives early waits,
+    on disk, until the ones before it in that order arrived or were skipped."""
+
+    def __init__(self, worker: StackingWorker, order: list[int]) -> None:
+        self.worker, self.order = worker, order
+        self._next = 0
+        self._ready: dict[int, Path | None] = {}
+
+    def submit(self, path: Path) -> None:
+        self._arrived(frame_index(path), path)
+
+    def skipped(self, index: int) -> None:
+        self._arrived(index, None)
+
+    def _arrived(self, index: int, path: Path | None) -> None:
+        self._ready[index] = path
+        while self._next < len(self.order) and self.order[self._next] in self._ready:
+            ready = self._ready.pop(self.order[self._next])
+            self._next += 1
+            if ready is not None:
+                self.worker.submit(ready)
+
+
+def extend_session(folder: SessionFolder, journal: Journal, end: str, steps: int) -> list[float]:
+    """Add ``steps`` positions beyond the ``first`` or ``last`` end of the plan (and of any
+    extension before), one plan step apart, checked against the rail's soft limits; journaled,
+    so the next :func:`shoot` takes them. Returns them in the order they will be shot: always
+    moving in the plan's direction (the backlash approach side), so a first-end extension
+    starts from its outermost position."""
+    record = read_session_file(folder)
+    plan = record.plan
+    if end not in ("first", "last"):
+        raise SessionError(f"extend {end!r}: the first or the last end")
+    if steps < 1:
+        raise SessionError(f"extend by {steps}: give 1 or more steps")
+    planned = [float(p) for p in plan["positions_um"]]
+    if len(planned) < 2:
+        raise SessionError("a one-position plan has no step to extend by")
+    every = shot_positions(plan, journal.state().extended)
+    sign = 1.0 if planned[-1] >= planned[0] else -1.0
+    step = abs(planned[1] - planned[0])
+    repeat = int(plan.get("shots_per_position", 1))
+    if end == "last":
+        edge = max(every, key=lambda p: sign * p)
+        new = [edge + sign * step * k for k in range(1, steps + 1)]
+    else:
+        edge = min(every, key=lambda p: sign * p)
+        new = [edge - sign * step * k for k in range(steps, 0, -1)]
+    shots = [round(p, 3) + 0.0 for p in new for _ in range(repeat)]
+    problems = outside_limits(shots, record.profile(), f"the extension at the {end} end")
+    if problems:
+        raise SessionError("; ".join(problems))
+    journal.append("session_extended", positions_um=shots, end=end)
+    return shots
 
 
 def write_preview(path: Path, snapshot: np.ndarray) -> None:
@@ -178,10 +250,14 @@ def _stacked(journal: Journal, done: FrameDone) -> None:
         journal.append("frame_stacked", index=index, name=done.path.name)
 
 
-def open_session(path: Path) -> tuple[SessionFolder, Journal]:
+def open_session(path: Path, *, finished: bool = False) -> tuple[SessionFolder, Journal]:
+    """A session folder to go on with; a finished one only when ``finished`` (to extend it)."""
     folder = SessionFolder.open(path)
     journal = Journal.resume(folder.journal)
-    if journal.state().outcome == "done":
+    if journal.state().outcome == "done" and not finished:
         journal.close()
-        raise SessionError(f"{path} is finished: nothing to resume (re-stack it: stackrig stack)")
+        raise SessionError(
+            f"{path} is finished: nothing to resume (extend it with --extend-first N or "
+            "--extend-last N, or re-stack it: stackrig stack)"
+        )
     return folder, journal
