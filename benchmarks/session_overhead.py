@@ -49,8 +49,8 @@ def main() -> None:
             sim.folder,
             sim.journal,
             sim.positions,
-            Timed(sim.rail, "move_to", moves),  # type: ignore[arg-type]
-            Timed(SimulatedCamera(rig), "capture", captures),  # type: ignore[arg-type]
+            Timed(sim.rail, "move_to", moves),
+            Timed(SimulatedCamera(rig), "capture", captures),
             stacker,
             before_shot=render,
             on_shot=shots.append,

@@ -130,8 +130,51 @@ def feed(camera: GPhotoCamera, tmp: Path) -> dict[str, Any]:
     return {"fed": fed, "got": got}
 
 
+def targets(camera: GPhotoCamera, tmp: Path) -> dict[str, Any]:
+    """What the camera says a shot makes, and where the automatic delete leaves each file."""
+    from rig.devices.gphoto import FORMAT_KEYS
+
+    def on_camera(path: Path) -> bool:
+        return path.name in camera_files(camera)
+
+    out: dict[str, Any] = {
+        "format_keys": [k for k in camera.config_keys() if k in FORMAT_KEYS],
+        "files_per_shot": camera.files_per_shot,
+        "target": camera.capture_target,
+        "choices": list(camera.get("capturetarget").choices),
+    }
+    seconds, saved = [], []
+
+    def shoot(delete_after: bool | None) -> bool:
+        start = time.perf_counter()
+        (path,) = camera.capture(tmp / "frames", delete_after=delete_after)
+        seconds.append(time.perf_counter() - start)
+        saved.append(path.name)
+        return on_camera(path)
+
+    out["ram_auto_on_camera"] = shoot(None)
+    out["ram_forced_keep_on_camera"] = shoot(False)
+    camera.set("capturetarget", "Memory card")
+    out["target_after_set"] = camera.capture_target
+    out["card_auto_on_camera"] = shoot(None)
+    out["card_forced_delete_on_camera"] = shoot(True)
+    return out | {"seconds": seconds, "saved": saved}
+
+
+def camera_files(camera: GPhotoCamera, folder: str = "/") -> list[str]:
+    """Every file name on the camera's storage (through the open libgphoto2 handle)."""
+    handle = camera._camera  # the test looks behind the class: it offers no file listing
+    files = handle.folder_list_files(folder)
+    names = [files.get_name(i) for i in range(files.count())]
+    folders = handle.folder_list_folders(folder)
+    for i in range(folders.count()):
+        names += camera_files(camera, f"{folder.rstrip('/')}/{folders.get_name(i)}")
+    return names
+
+
 SCENARIOS = {
-    f.__name__: f for f in (detect, config, capture, store_full, preview, worker, lens, feed)
+    f.__name__: f
+    for f in (detect, config, capture, store_full, preview, worker, lens, feed, targets)
 }
 
 

@@ -149,6 +149,19 @@ def test_camera_settings_are_strings() -> None:
     assert 'camera.settings.iso = 100: must be a string in quotes, e.g. "100"' in msg
 
 
+def test_delete_after_download_is_automatic_unless_given(tmp_path: Path) -> None:
+    base = loads_profile(GOOD).profile
+    assert base.camera.delete_after_download is None  # left out: by capture target
+    assert "delete_after_download" not in profile_to_dict(base)["camera"]
+    for forced in (True, False):
+        profile = loads_profile(with_keys("camera", delete_after_download=forced)).profile
+        assert profile.camera.delete_after_download is forced
+        save_profile(profile, tmp_path / "forced.toml")
+        assert load_profile(tmp_path / "forced.toml").camera.delete_after_download is forced
+    msg = problems_of(with_keys("camera", delete_after_download="auto"))
+    assert 'camera.delete_after_download = "auto": must be true or false' in msg
+
+
 def test_soft_limits_must_be_ordered() -> None:
     msg = problems_of(with_keys("rail", soft_min_um=500.0, soft_max_um=100.0))
     assert "rail.soft_min_um = 500.0: must be below rail.soft_max_um (100)" in msg

@@ -245,22 +245,31 @@ def _dry_run(axis: Any, plan: Any, args: argparse.Namespace) -> int:
 
 
 def _shoot(folder: Any, journal: Any, devices: Any, on_fault: str, quiet: bool) -> Any:
+    from rig.progress import Progress
     from rig.session.capture import fault_policy
     from rig.session.run import shoot
 
-    planned: list[int] = []  # the session's own plan: a resumed one comes from session.toml
+    sessions: list[Any] = []
+    bar: list[Progress] = []
 
     def progress(shot: Any) -> None:
-        if not quiet:
-            say(f"shot {shot.index}/{planned[0]} at {shot.position_um:.1f} um", err=True)
+        if quiet:
+            return
+        if not bar:  # the first shot: what this run shoots is known (a resume shoots less)
+            bar.append(Progress(len(sessions[0].todo), "shots"))
+        bar[0].step(f"shot {shot.index} at {shot.position_um:.1f} um")
 
-    return shoot(
-        folder,
-        journal,
-        devices.axis,
-        devices.camera,
-        before_shot=devices.before_shot,
-        on_shot=progress,
-        on_session=lambda session: planned.append(len(session.positions_um)),
-        decide=fault_policy(on_fault),
-    )
+    try:
+        return shoot(
+            folder,
+            journal,
+            devices.axis,
+            devices.camera,
+            before_shot=devices.before_shot,
+            on_shot=progress,
+            on_session=sessions.append,
+            decide=fault_policy(on_fault),
+        )
+    finally:
+        if bar:
+            bar[0].close()

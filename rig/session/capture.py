@@ -142,6 +142,7 @@ class CaptureSession:
         self._free_bytes = free_bytes or (lambda path: shutil.disk_usage(path).free)
         self._largest_shot = 0
         self.state = State.IDLE
+        self.todo: tuple[int, ...] = ()  # what run() was asked to shoot
         self._abort = threading.Event()
         self._pause = threading.Event()
         self._wake = threading.Condition()
@@ -178,6 +179,7 @@ class CaptureSession:
 
     def run(self, indices: Sequence[int]) -> list[Shot]:
         """Shoot ``indices`` (from 1) in order; SessionStopped when the run stops early."""
+        self.todo = tuple(indices)
         self.set_state(State.RUNNING)
         shots = []
         for index in indices:
