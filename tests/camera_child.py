@@ -82,7 +82,7 @@ def store_full(camera: GPhotoCamera, tmp: Path) -> dict[str, Any]:
     errors: list[str] = []
     while len(errors) < 2 and shots < 60:  # the first failure and the one after it
         try:
-            camera.capture(tmp / "frames")
+            camera.capture(tmp / "frames", delete_after=False)  # deleting frees no shots
             shots += 1
         except CameraError as exc:
             errors.append(str(exc))

@@ -598,8 +598,9 @@ def test_no_format_setting_falls_back_to_the_quiet_wait(tmp_path: Path) -> None:
 def test_delete_after_download_by_capture_target(
     tmp_path: Path, target: str | None, delete_after: bool | None, deleted: bool
 ) -> None:
-    leaves = [FakeWidget.radio("capturetarget", target, "Internal RAM", "Memory card")]
-    handle = configured(*leaves[: target is not None])
+    choices = ("Internal RAM", "Memory card")
+    leaves = [FakeWidget.radio("capturetarget", target, *choices)] if target else []
+    handle = configured(*leaves)
     camera = fake_camera(handle)
     camera.connect()
     assert camera.capture_target == target

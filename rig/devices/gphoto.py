@@ -258,7 +258,7 @@ class GPhotoCamera:
         self._busy_delays_s = tuple(busy_delays_s)
         self._capture_timeout_s = capture_timeout_s
         self._quiet_s = quiet_s  # a shot is over this long after its last file, if unsure
-        self._late_s = late_s  # how long the rest of a shot may trail its first file
+        self._late_s = late_s  # how long a file the format promises may trail the one before
         self._camera: Any = None
         self._store_full = False
         # From the camera's settings at connect and after set(): None where it cannot tell.
