@@ -91,32 +91,53 @@ class SoftmaxSum:
 
 
 class ActivityTrace:
-    """Per-pixel peak and sum of every frame's activity, at the activity's own resolution.
+    """Per pixel, at the activity's own (reduced) resolution: the peak and sum of every frame's
+    activity, and how far the first and the latest frame lead all the others.
 
-    Their difference says how far the sharpest frame stands out from the stack's average: the
-    coverage verdict's texture test (see :mod:`stacking.coverage`). Kept at the focus map's
-    reduced size, so its cost per frame does not grow with the frame.
+    What the coverage verdict reads (see :mod:`stacking.coverage`): how far the sharpest frame
+    stands out from the stack's average (texture), and where an end frame is clearly the
+    sharpest. At the focus map's size its cost per frame does not grow with the frame; every
+    buffer is made with the first frame and reused.
     """
 
     def __init__(self) -> None:
-        self.peak: np.ndarray | None = None
-        self.total: np.ndarray | None = None
         self.frames = 0
+        empty = np.empty((0, 0), np.float32)
+        self.peak = self.total = self.first = self.after_first = empty
+        self.latest = self.before_latest = empty
 
     def add(self, activity: np.ndarray) -> None:
-        if self.peak is None or self.total is None:
-            self.peak = activity.copy()
-            self.total = activity.copy()
+        if self.frames == 0:
+            self.peak, self.total = activity.copy(), activity.copy()
+            self.first, self.latest = activity.copy(), activity.copy()
+            self.after_first = np.full_like(activity, _UNSEEN)
+            self.before_latest = np.full_like(activity, _UNSEEN)
         else:
-            cv2.max(self.peak, activity, dst=self.peak)
+            cv2.max(self.after_first, activity, dst=self.after_first)
+            # The peak so far becomes the peak before the latest frame; its old buffer is reused.
+            self.before_latest, spare = self.peak, self.before_latest
+            self.peak = cv2.max(self.before_latest, activity, dst=spare)
             cv2.add(self.total, activity, dst=self.total)
+            np.copyto(self.latest, activity)
         self.frames += 1
 
     def contrast(self) -> np.ndarray | None:
         """Peak minus mean activity per pixel (activity units); None before any frame."""
-        if self.peak is None or self.total is None:
+        if not self.frames:
             return None
         return cv2.addWeighted(self.peak, 1.0, self.total, -1.0 / self.frames, 0.0)
+
+    def leads(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(first frame's, latest frame's) activity minus the best of all the other frames'.
+
+        Positive where that frame is the sharpest. None before the second frame.
+        """
+        if self.frames < 2:
+            return None
+        return (
+            cv2.subtract(self.first, self.after_first),
+            cv2.subtract(self.latest, self.before_latest),
+        )
 
 
 class Fusion:

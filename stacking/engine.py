@@ -133,12 +133,17 @@ class StackEngine:
         contrast = fusion.trace.contrast() if fusion is not None else None
         if fusion is None or contrast is None:
             return coverage.judge(np.zeros((0, 0), np.uint16), np.zeros((0, 0), bool), order)
+        sharpness = self.settings.sharpness
         size = (contrast.shape[1], contrast.shape[0])
         index = cv2.resize(fusion.depth, size, interpolation=cv2.INTER_NEAREST)
-        mask = coverage.textured(contrast, self.settings.sharpness)
+        mask = coverage.textured(contrast, sharpness)
         if self._covered is not None:
             mask &= cv2.resize(self._covered, size, interpolation=cv2.INTER_NEAREST) > 0
-        return coverage.judge(index, mask, order)
+        leads = fusion.trace.leads()
+        if leads is None:
+            return coverage.judge(index, mask, order)
+        first, last = (coverage.clearly_sharpest(lead, sharpness) for lead in leads)
+        return coverage.judge(index, mask, order, first, last)
 
     # -- internals -------------------------------------------------------------------------
 
