@@ -177,3 +177,20 @@ def test_on_fault_is_a_profile_option_on_the_command_line(
         main(["capture", "--simulate", "--count", "3", "--on-fault", "later"])
     assert usage.value.code == 2
     assert "choose from 'retry', 'skip', 'stop'" in capsys.readouterr().err
+
+
+def test_a_run_longer_than_the_virtual_cameras_store_stays_on_the_ptp_path(tmp_path: Path) -> None:
+    """libgphoto2's virtual camera serves about 26 captures per process: the camera process is
+    renewed before that, so all 30 frames come through the real PTP driver."""
+    out = tmp_path / "captures"
+    run = _capture(tmp_path, "--count", "30", "--output", str(out), "--quiet")
+    said, _ = run.communicate(timeout=240)
+    assert run.returncode == 0, said
+    (session,) = out.iterdir()
+    names = sorted(p.name for p in (session / "frames").glob("*.jpg"))
+    assert [int(n[:4]) for n in names] == list(range(1, 31))
+    import hashlib
+
+    digests = {hashlib.sha256((session / "frames" / n).read_bytes()).digest() for n in names}
+    assert len(digests) == 30  # each the frame of its own position, not one file served again
+    assert "stacked 30 frames" in said

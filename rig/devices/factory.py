@@ -9,6 +9,7 @@ position) or ``"rail"`` (the emulator, a real camera). Everything opened is clos
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -21,6 +22,7 @@ from rig.errors import RailError
 from rig.profiles import Profile
 
 SIMULATE = ("all", "camera", "rail")
+log = logging.getLogger("stackrig.devices")
 
 
 @dataclass
@@ -105,44 +107,42 @@ def _axis(stack: ExitStack, profile: Profile, rig: Any, sim_rail: bool, real_cam
     return Rail(driver, profile.motion_settings())
 
 
-def _connect_camera(stack: ExitStack, profile: Profile | None, said: list[str]) -> Any:
-    from rig.devices.gphoto import GPhotoCamera
+def _connect_camera(
+    stack: ExitStack, profile: Profile | None, said: list[str], env: dict[str, str] | None = None
+) -> Any:
+    """The camera in a process of its own: a hung libgphoto2 call is killed, not waited on."""
+    from rig.devices.camera_process import CameraProcess
 
     model = (profile.camera.model or None) if profile is not None else None
     port = profile.camera.port if profile is not None else None
-    camera = GPhotoCamera(model=model, port=port)
-    said.append(f"camera: {camera.connect()}")
+    camera = CameraProcess(model=model, port=port, env=env)
     stack.callback(camera.close)
+    said.append(f"camera: {camera.connect()}")
     return camera
 
 
 def _simulated_camera(stack: ExitStack, rig: Any, said: list[str]) -> Any:
-    import os
-    import sys
-
-    from rig.simrig.camera import SimulatedCamera
-
-    # The virtual camera runs in this process, so it serves about 26 shots: enough for a
-    # demonstration; the simulated camera (same frames, no PTP) serves longer runs.
-    if "gphoto2" in sys.modules:
-        said.append("camera: simulated (the virtual camera was loaded before the rig)")
-        return SimulatedCamera(rig)
-    os.environ["VCAMERADIR"] = str(rig.vcamera_dir)
-    camera = _connect_camera(stack, None, said)
-    return _Limited(_Downloads(camera, True), SimulatedCamera(rig), said)
+    """libgphoto2's virtual camera serving the rig's frames through the real PTP driver; its
+    libgphoto2 settings file in the rig's folder, not the user's."""
+    env = {"VCAMERADIR": str(rig.vcamera_dir), "XDG_CONFIG_HOME": str(rig.vcamera_dir.parent)}
+    camera = _connect_camera(stack, None, said, env)
+    return _Renewed(camera)
 
 
-class _Limited:
-    """The virtual camera for its first shots, then the simulated camera, saying so."""
+class _Renewed:
+    """The virtual camera serves about 26 captures per process (a counter in libgphoto2's
+    vcamera.c that deleting files does not lift): a fresh process before it runs out."""
 
-    def __init__(self, virtual: Any, fallback: Any, said: list[str]) -> None:
+    def __init__(self, camera: Any) -> None:
         from rig.simrig.camera import VIRTUAL_CAMERA_SHOTS
 
-        self.virtual, self.fallback, self.left = virtual, fallback, VIRTUAL_CAMERA_SHOTS
+        self.camera, self.every = camera, VIRTUAL_CAMERA_SHOTS
 
     def capture(self, folder: Path) -> list[Path]:
-        self.left -= 1
-        files: list[Path] = (self.virtual if self.left >= 0 else self.fallback).capture(folder)
+        if self.camera.captures >= self.every:
+            log.info("restarting the virtual camera's process (%d captures)", self.every)
+            self.camera.restart()
+        files: list[Path] = self.camera.capture(folder, delete_after=False)
         return files
 
 

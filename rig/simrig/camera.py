@@ -1,8 +1,9 @@
-"""A camera for the simulated rig when libgphoto2's virtual camera cannot serve the run.
+"""The simulated rig's frames without the PTP path, for in-process tests and benchmarks.
 
-The virtual camera allows about 26 captures per process; a longer simulated session shoots
-through this instead (the command says so): the same frame the virtual camera would have
-served, written into the download folder complete and fsync'd, as the real path does.
+``stackrig --simulate`` shoots through libgphoto2's virtual camera in a camera process
+(renewed every :data:`VIRTUAL_CAMERA_SHOTS`); this writes the same frame into the download
+folder complete and fsync'd, as a download does, where a test or a benchmark measures the
+session rather than the camera.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from rig.simrig.camera_feed import QUALITIES, encode_jpeg
 from rig.simrig.rig import SimulatedRig
 
-VIRTUAL_CAMERA_SHOTS = 24  # a margin under libgphoto2's vcamera limit (see DESIGN.md)
+VIRTUAL_CAMERA_SHOTS = 24  # a margin under libgphoto2's vcamera limit of about 26 (DESIGN.md)
 
 
 class SimulatedCamera:
