@@ -41,9 +41,17 @@ def test_focus_order_follows_the_plan_direction_not_the_shot_order() -> None:
 def shoot_plan(tmp: Path, plan: Plan, extend_first: int = 0) -> tuple[Rig, float, float]:
     """PSNR of the stack as planned, and after extending (the same when not extended)."""
     rig = Rig(tmp, profile(), plan, SUBJECT)
-    first = psnr(rig.shoot().outcome.outputs.image)
+    shot = rig.shoot()
+    first = psnr(shot.outcome.outputs.image)
     if not extend_first:
+        assert shot.outcome.result.coverage.covered, shot.outcome.result.coverage.verdict
+        assert shot.extension_advice() == []
         return rig, first, first
+    # The verdict saw the front missing, and says how to add it.
+    coverage = shot.outcome.result.coverage
+    assert coverage.extend_first > 0 and not coverage.extend_last, coverage.verdict
+    (advice,) = shot.extension_advice()
+    assert f"--resume {rig.folder.path} --extend-first" in advice and "beyond 320.0 um" in advice
     added = extend_session(rig.folder, rig.journal, "first", extend_first)
     assert added == [0.0, 160.0]  # outermost first: every move in the plan's direction
     after = rig.resume(finished=True)

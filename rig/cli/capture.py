@@ -145,6 +145,9 @@ def run_capture(args: argparse.Namespace) -> int:
         f"stacked {len(o.result.accepted)} frames ({result.shot} shot now, {result.restacked} from "
         f"before) -> {o.outputs.image}{said}"
     )
+    say(f"coverage: {o.result.coverage.verdict}")
+    for line in result.extension_advice():
+        say(f"  to extend: {line}")
     if result.note:
         say(result.note, err=True)
     return 0

@@ -177,6 +177,7 @@ def _print_summary(outcome: object, given: int) -> None:
     if result.crop is not None:
         x, y, w, h = result.crop
         say(f"  cropped to {w}x{h} at ({x}, {y}), the area every frame covers", err=True)
+    say(f"  coverage: {result.coverage.verdict}", err=True)
     mean = outcome.inputs_sharpness
     ratio = result.sharpness / mean if mean else 0.0
     say(f"  sharpness {result.sharpness:.4f} vs inputs' mean {mean:.4f} ({ratio:.2f}x)", err=True)

@@ -41,6 +41,7 @@ from rig.session.journal import Journal, next_missing
 from rig.session.plan import Plan, outside_limits
 from rig.session.stacker import FrameDone, StackingWorker, StackJob, StackOutcome
 from stacking import files
+from stacking.report import Coverage
 
 
 @dataclass
@@ -52,6 +53,20 @@ class SessionResult:
     note: str = ""  # e.g. why the rail did not return to the start
     # from the last frame this run saved (on disk, journaled) to the final stack written
     last_frame_to_stack_s: float | None = None
+    ends_um: tuple[float, float] = (0.0, 0.0)  # the first and last position in focus order
+
+    def extension_advice(self) -> list[str]:
+        """What the coverage verdict suggests, as the commands that would do it."""
+        c = self.outcome.result.coverage
+        out = []
+        for end, steps, at in (("first", c.extend_first, self.ends_um[0]),
+                               ("last", c.extend_last, self.ends_um[1])):  # fmt: skip
+            if steps:
+                out.append(
+                    f"stackrig capture --resume {self.folder.path} --extend-{end} {steps}   "
+                    f"(beyond {at:.1f} um)"
+                )
+        return out
 
 
 def plan_record(plan: Plan) -> dict[str, object]:
@@ -84,12 +99,14 @@ def shoot(
     before_shot: Callable[[int], object] | None = None,
     on_shot: Callable[[Shot], None] | None = None,
     on_session: Callable[[CaptureSession], None] | None = None,
+    on_coverage: Callable[[Coverage], None] | None = None,
     **session_options: Any,
 ) -> SessionResult:
     """Shoot what the session is missing (all of it, for a new one), stacking as frames land.
 
     ``session_options`` go to :class:`CaptureSession` (``decide``, ``on_state``, ...); without
-    ``decide``, the profile's ``plan.on_fault`` policy answers faults."""
+    ``decide``, the profile's ``plan.on_fault`` policy answers faults. ``on_coverage`` gets the
+    coverage verdict so far with every preview (on the stacking thread)."""
     record = read_session_file(folder)
     profile = record.profile()
     positions = shot_positions(record.plan, journal.state().extended)
@@ -106,6 +123,7 @@ def shoot(
             on_frame=lambda done: _stacked(journal, done),
             on_preview=lambda snapshot, fused: write_preview(folder.preview, snapshot),
             preview_every=profile.output.preview_every,
+            on_coverage=on_coverage,
         )
     ).start()
     done = set(recovery.good)
@@ -155,9 +173,12 @@ def shoot(
     finished: dict[str, Any] = {"frames": len(outcome.result.accepted)}
     if latency is not None:
         finished["last_frame_to_stack_s"] = round(latency, 3)
+    finished["coverage"] = outcome.result.coverage.to_dict()
     journal.append("session_finished", outcome="done", **finished)
     session.set_state(State.DONE)
-    return SessionResult(folder, len(shots), len(recovery.good), outcome, note, latency)
+    order = stacker.order
+    ends = (positions[order[0] - 1], positions[order[-1] - 1])
+    return SessionResult(folder, len(shots), len(recovery.good), outcome, note, latency, ends)
 
 
 def shot_positions(plan: dict[str, Any], extended: Sequence[float] = ()) -> list[float]:

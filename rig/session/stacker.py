@@ -35,7 +35,7 @@ from stacking.errors import (
     NothingToStackError,
     StackingError,
 )
-from stacking.report import FrameReport
+from stacking.report import Coverage, FrameReport
 from stacking.settings import StackSettings
 
 log = logging.getLogger("stackrig.stacker")
@@ -88,6 +88,8 @@ class StackJob:
     on_preview: Callable[[np.ndarray, int], None] | None = None  # (snapshot, frames fused)
     preview_every: int = 0  # frames between previews; 0: none
     preview_side: int = 1024
+    # the coverage verdict so far, with each preview (the TUI shows it live)
+    on_coverage: Callable[[Coverage], None] | None = None
 
 
 def peak_rss_mib() -> float:
@@ -258,18 +260,17 @@ class StackingWorker:
         return report, None
 
     def _maybe_preview(self, engine: StackEngine) -> None:
+        """Every ``preview_every`` frames fused: the snapshot and the coverage so far."""
         job = self.job
-        every = job.preview_every
-        if (
-            job.on_preview is None
-            or every <= 0
-            or engine.frames_fused % every
-            or not engine.frames_fused
-        ):
+        fused, every = engine.frames_fused, job.preview_every
+        if every <= 0 or not fused or fused % every:
             return
-        snapshot = engine.snapshot(job.preview_side)
-        if snapshot is not None:
-            job.on_preview(snapshot, engine.frames_fused)
+        if job.on_preview is not None:
+            snapshot = engine.snapshot(job.preview_side)
+            if snapshot is not None:
+                job.on_preview(snapshot, fused)
+        if job.on_coverage is not None:
+            job.on_coverage(engine.coverage())
 
     def _earlier_outputs(self) -> list[str]:
         out = self.job.outputs
@@ -307,6 +308,7 @@ class StackingWorker:
                 "depth_colour": out.depth_colour.name if out.depth_colour else None,
                 "settings": asdict(self.job.settings),
                 "crop": result.crop,
+                "coverage": result.coverage.to_dict(),
                 "result_sharpness": result.sharpness,
                 "inputs_mean_sharpness": inputs_sharpness,
                 "unreadable": [{"name": p.name, "reason": why} for p, why in unusable],
