@@ -33,8 +33,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         if name == "capture":
             p.add_argument("-o", "--output", type=path_arg, default=Path("."),
                            help="folder for captured files (default: here)")  # fmt: skip
-            p.add_argument("--delete", action="store_true",
-                           help="delete the files from the camera after download")  # fmt: skip
+            p.add_argument("--delete", action="store_true", default=None,
+                           help="delete the files from the camera after download (default: "
+                           "when it shoots into its RAM, not from a card)")  # fmt: skip
+            p.add_argument("--keep", dest="delete", action="store_false",
+                           help="keep the camera's copy even when it shoots into RAM")  # fmt: skip
         if name != "list":
             p.add_argument("--model", type=nonempty,
                            help="pick the camera whose model contains this text")  # fmt: skip
@@ -85,7 +88,7 @@ def run_camera(args: argparse.Namespace) -> int:
     return 0
 
 
-def _capture(camera: object, folder: Path, delete: bool) -> list[Path]:
+def _capture(camera: object, folder: Path, delete: bool | None) -> list[Path]:
     from rig.devices.gphoto import GPhotoCamera
 
     assert isinstance(camera, GPhotoCamera)
