@@ -528,9 +528,12 @@ def _float_to_uint(pixels: np.ndarray, dtype: np.dtype[Any] | type) -> np.ndarra
     instead of 1.5 s)."""
     top = float(np.iinfo(dtype).max)
     # One channel: a scalar reaches every sample (on 3 channels it would reach the first).
-    work = np.array(pixels, dtype=np.float32, order="C").reshape(pixels.shape[0], -1)
-    cv2.patchNaNs(work, 0.0)
-    cv2.min(work, 2.0, dst=work)  # +inf would round to INT_MIN, saturating to 0, not to top
+    work = np.ascontiguousarray(pixels, dtype=np.float32).reshape(pixels.shape[0], -1)
+    finite, _ = cv2.checkRange(work)
+    if not finite:  # NaN or inf (rare): fixed in a copy, never in the caller's pixels
+        work = work.copy()
+        cv2.patchNaNs(work, 0.0)
+        cv2.min(work, 2.0, dst=work)  # +inf would round to INT_MIN, saturating to 0, not top
     depth = cv2.CV_16U if np.dtype(dtype) == np.uint16 else cv2.CV_8U
     return cv2.multiply(work, top, dtype=depth).reshape(pixels.shape)
 

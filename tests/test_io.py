@@ -218,6 +218,14 @@ def test_float_input_is_clipped_and_scaled(tmp_path: Path) -> None:
     assert tiff.pixels[0, 0, 0] == 0 and tiff.pixels[-1, -1, -1] == 65535  # NaN, clipped
 
 
+def test_infinite_and_nan_samples_are_saturated_and_the_input_kept() -> None:
+    pixels = np.array([[0.0, 1.0, 0.5, -3.0, 7.0, np.nan, np.inf, -np.inf]], np.float32)
+    before = pixels.copy()
+    assert sio._float_to_uint(pixels, np.uint8).tolist() == [[0, 255, 128, 0, 255, 0, 255, 0]]
+    assert sio._float_to_uint(pixels, np.uint16)[0, 6] == 65535
+    np.testing.assert_array_equal(pixels, before)  # the caller's image is not touched
+
+
 def test_float64_holds_every_16_bit_value(tmp_path: Path) -> None:
     values = np.arange(65536, dtype=np.uint16).reshape(256, 256)
     stored = np.stack([values, values[::-1], values.T], -1)
