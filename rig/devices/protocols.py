@@ -75,7 +75,10 @@ class FocusDriver(Protocol):
 class FocusAxis(Protocol):
     """A focus drive as the rest of stackrig uses it (rail, stage or lens)."""
 
-    referenced: bool
+    @property
+    def referenced(self) -> bool:
+        """Whether absolute positions mean anything (see FocusDriver.referenced)."""
+        ...
 
     def connect(self) -> str: ...
 
