@@ -24,6 +24,7 @@ import gphoto2 as gp
 
 # Plain values, defined where the camera process's parent can unpickle them without gphoto2.
 from rig.devices.camera_child import CameraInfo, CameraSummary, ConfigValue
+from rig.devices.image_format import FORMAT_KEYS, format_file_count, target_is_ram
 from rig.errors import CameraError
 from stacking.errors import StackingError
 from stacking.files import atomic_write
@@ -34,10 +35,9 @@ log = logging.getLogger("stackrig.camera")
 # A name is resolved to the first one of its group that the connected camera offers.
 ALIASES: tuple[tuple[str, ...], ...] = (
     ("aperture", "f-number"),
-    ("imageformat", "imagequality"),
+    FORMAT_KEYS,  # the file type(s) a shot produces
 )
 VIBRATION_KEYS = ("mirrorlock", "shuttertype", "silentmode")
-FORMAT_KEYS = ALIASES[1]  # the file type(s) a shot produces: Canon, Fuji, Olympus / Nikon, Sony
 PC_SAVE_KEY = "pcsaveimgformat"  # Sony: which of a RAW+JPEG pair is sent to the computer
 TARGET_KEY = "capturetarget"  # where a shot is stored: the camera's RAM or its card
 SHOT_KEYS = frozenset({*FORMAT_KEYS, PC_SAVE_KEY, TARGET_KEY})
@@ -100,48 +100,6 @@ def camera_error(exc: gp.GPhoto2Error, doing: str, model: str | None = None) -> 
     else:
         text = f"{who} failed while {doing}: check it is on and connected, then retry"
     return CameraError(f"{text} ({said})")
-
-
-# The parts of an image-format value (camlibs/ptp2/config.c): "RAW + L" (Canon EOS since
-# libgphoto2 2.5.32), "RAW + Large Fine JPEG" (before), "NEF+Fine", "RAW+JPEG (X.Fine)",
-# "RAW + JPEG Fine" (Fuji), "Large Fine JPEG+RAW" (Olympus), "RAW & JPEG" (Sony PC save).
-_FORMAT_PARTS = re.compile(r"\s*[+&]\s*")
-_RAW_PART = re.compile(r"\b(?:[cms]?raw|nef)\b")
-_IMAGE_PART = re.compile(
-    r"\b(?:jpe?g|heif|heic|tiff?|fine|normal|basic|economy|superfine|standard|std|light"
-    r"|x\.fine|large|medium|small|smaller|tiny)\b"
-)
-_CANON_SIZE = re.compile(r"c?[lms]\d?")  # Canon EOS JPEG sizes: L, M, S, cL, M1, S2, cS3 ...
-
-
-def format_file_count(image_format: str) -> int | None:
-    """How many files one shot makes in this image format (RAW+JPEG: 2), None if unclear.
-
-    Every part of the value must be recognisably a RAW or an image file: an unknown code
-    (Panasonic's numbers, a Canon "0x0c + 0x44") cannot be counted, and the caller then waits
-    for the camera to fall quiet instead of risking a shot cut short.
-    """
-    text = image_format.strip().lower().replace("*", "")  # Nikon's "JPEG Fine*" (optimal)
-    text = re.sub(r"\bonly\b", "", text)  # Sony's "JPEG Only", "RAW Only"
-    parts = [p for p in _FORMAT_PARTS.split(text) if p.strip()]
-    if not parts:
-        return None
-    known = (
-        _RAW_PART.search(p) or _IMAGE_PART.search(p) or _CANON_SIZE.fullmatch(p.strip())
-        for p in parts
-    )
-    return len(parts) if all(known) else None
-
-
-def target_is_ram(capture_target: str) -> bool | None:
-    """True for the camera's internal RAM ("Internal RAM", Sony's "sdram"), False when the
-    shot is also stored on a card ("Memory card", "card", "card+sdram"), None if unclear."""
-    text = capture_target.strip().lower()
-    if "card" in text:
-        return False
-    if re.search(r"\bram\b|sdram", text):
-        return True
-    return None
 
 
 def _card_full(model: str, doing: str) -> CameraError:

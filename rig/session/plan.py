@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rig.devices.image_format import FORMAT_KEYS, format_kinds
 from rig.errors import RigError
 from rig.profiles.schema import SIDES, Profile
 from rig.session.optics import DepthOfField, depth_of_field
@@ -40,10 +40,6 @@ MB = 1_000_000
 FRAME_BYTES = {"jpeg": 8 * MB, "raw": 30 * MB, "tiff": 24 * MB * 3}  # TIFF: 8-bit RGB
 # Stack outputs at 24 MP: 16-bit RGB TIFF, JPEG, 16-bit depth map (+ its colour PNG).
 OUTPUT_BYTES = {"tiff": 24 * MB * 6, "jpeg": 8 * MB, "depth_map": 24 * MB * 2 + 10 * MB}
-FORMAT_KEYS = ("imageformat", "imagequality")  # Canon; Nikon, Sony and others
-_RAW = re.compile(r"raw|nef|cr2|cr3|crw|arw|raf|orf|rw2|pef|dng|srw|x3f", re.IGNORECASE)
-_JPEG = re.compile(r"jpe?g|fine|normal|basic|standard|large|medium|small|extra", re.IGNORECASE)
-_TIFF = re.compile(r"tiff?", re.IGNORECASE)
 
 
 class PlanError(RigError, ValueError):
@@ -291,13 +287,7 @@ def frame_size(profile: Profile) -> tuple[int, str]:
     if key is None:
         return FRAME_BYTES["jpeg"], "no image format in the profile: assumed a 24 MP JPEG"
     value = settings[key]
-    kinds = [
-        kind
-        for kind, pattern in (("raw", _RAW), ("tiff", _TIFF), ("jpeg", _JPEG))
-        if pattern.search(value)
-    ]
-    if "raw" in kinds and "tiff" not in kinds and not re.search(r"\+|&|\band\b", value, re.I):
-        kinds = ["raw"]  # a raw-only setting ("Large RAW", "cRAW"): no JPEG beside it
+    kinds = format_kinds(value)
     if not kinds:
         return FRAME_BYTES["jpeg"], f'{key} = "{value}" not recognised: assumed a 24 MP JPEG'
     names = " + ".join(k.upper() for k in kinds)
