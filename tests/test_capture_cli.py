@@ -194,3 +194,22 @@ def test_a_run_longer_than_the_virtual_cameras_store_stays_on_the_ptp_path(tmp_p
     digests = {hashlib.sha256((session / "frames" / n).read_bytes()).digest() for n in names}
     assert len(digests) == 30  # each the frame of its own position, not one file served again
     assert "stacked 30 frames" in said
+
+
+def test_the_emulated_rail_with_the_real_camera_path(tmp_path: Path) -> None:
+    """``--simulate rail``: the camera is opened as a real one (here libgphoto2 finds its
+    virtual camera, since VCAMERADIR is set as a USB camera would be plugged in)."""
+    from rig.simrig.camera_feed import CameraFeed
+    from rig.simrig.subject import Subject
+
+    CameraFeed.for_frames(tmp_path / "vcamera", Subject().frame(0.0))
+    env = dict(os.environ, STACKRIG_HOME=str(tmp_path / "home"))
+    env.update(VCAMERADIR=str(tmp_path / "vcamera"), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    out = tmp_path / "captures"
+    run = stackrig_process("capture", "--simulate", "rail", "--count", "4", "--output", str(out),
+                           env=env)  # fmt: skip
+    said, _ = run.communicate(timeout=120)
+    assert run.returncode == 0, said
+    assert "rail: simulated" in said and "camera: Nikon DSC D750" in said
+    (session,) = out.iterdir()
+    assert len(list((session / "frames").glob("*.jpg"))) == 4
