@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from rig.cli import camera, capture, plan, profile, rail, stack
+from rig.cli import camera, capture, plan, profile, rail, stack, tui
 from rig.cli.common import UsageError, say
 from rig.errors import Interrupted, RigError
 from rig.tuning import tune_process
@@ -36,8 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Capture-and-stack controller for macro and microscope focus stacking.",
     )
     parser.add_argument("--version", action="version", version=f"stackrig {version()}")
+    # 'stackrig' alone opens the terminal UI, with these; every command has its own as well
+    parser.add_argument("--profile", metavar="NAME", help="rig profile for the terminal UI")
+    tui.add_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (stack, rail, camera, profile, plan, capture):
+    for module in (stack, rail, camera, profile, plan, capture, tui):
         module.add_commands(commands)
     return parser
 
@@ -47,11 +50,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_usage(sys.stderr)
-        say(
-            "stackrig: error: give a command, e.g. 'stackrig stack FRAMES/ -o result.tif'", err=True
-        )
-        return EXIT_USAGE
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            parser.print_usage(sys.stderr)
+            say(
+                "stackrig: error: give a command, e.g. 'stackrig stack FRAMES/ -o result.tif' "
+                "(stackrig alone opens the terminal UI, in a terminal)",
+                err=True,
+            )
+            return EXIT_USAGE
+        args.handler = tui.run_tui
     from rig.logs import setup_logging
 
     log = setup_logging()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rig.devices.motion import Rail
-from rig.errors import RailError
+from rig.errors import CameraError, RailError
 from rig.profiles import Profile
 
 SIMULATE = ("all", "camera", "rail")
@@ -32,6 +32,24 @@ class Devices:
     before_shot: Callable[[int], object] | None = None  # the simulated rig's frame update
     said: list[str] = field(default_factory=list)  # what each device said on connecting
     simulated: Any = None  # the SimulatedRig, if any
+    real_camera: Any = None  # the connected camera (settings, live view), when not simulated
+
+    def live_view(self) -> Any:
+        """What the camera sees now, RGB uint8: the camera's live view, or on the simulated
+        rig the subject at the carriage's position. CameraError when the camera has none."""
+        import cv2  # not at import: the command tunes the process before OpenCV loads
+        import numpy as np
+
+        if self.simulated is not None and self.real_camera is None:
+            rig = self.simulated
+            return rig.subject.frame(rig.carriage_um())
+        if self.real_camera is None:
+            raise CameraError("no camera is connected: there is no live view")
+        data = np.frombuffer(self.real_camera.preview(), np.uint8)
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise CameraError("the camera's live view frame could not be decoded")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def open_devices(
@@ -76,7 +94,7 @@ def open_devices(
     if rig is not None and rig.emulator is None and rig.where is None:
         rig.where = axis.position_um  # the subject follows the real rail
     before = rig.before_shot if (rig is not None and sim_camera) else None
-    return Devices(axis, shooter if camera else None, before, said, rig)
+    return Devices(axis, shooter if camera else None, before, said, rig, real_camera)
 
 
 def _axis(stack: ExitStack, profile: Profile, rig: Any, sim_rail: bool, real_camera: Any) -> Rail:

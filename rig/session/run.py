@@ -23,6 +23,7 @@ from rig.errors import RailError, SessionError
 from rig.profiles import Profile
 from rig.session.capture import (
     CaptureSession,
+    SessionStopped,
     Shot,
     ShotCamera,
     State,
@@ -97,16 +98,18 @@ def shoot(
     camera: ShotCamera,
     *,
     before_shot: Callable[[int], object] | None = None,
-    on_shot: Callable[[Shot], None] | None = None,
-    on_session: Callable[[CaptureSession], None] | None = None,
-    on_coverage: Callable[[Coverage], None] | None = None,
+    on_shot: Callable[[Shot], object] | None = None,
+    on_session: Callable[[CaptureSession], object] | None = None,
+    on_coverage: Callable[[Coverage], object] | None = None,
+    on_preview: Callable[[np.ndarray, int], object] | None = None,
     **session_options: Any,
 ) -> SessionResult:
     """Shoot what the session is missing (all of it, for a new one), stacking as frames land.
 
     ``session_options`` go to :class:`CaptureSession` (``decide``, ``on_state``, ...); without
     ``decide``, the profile's ``plan.on_fault`` policy answers faults. ``on_coverage`` gets the
-    coverage verdict so far with every preview (on the stacking thread)."""
+    coverage verdict so far with every preview, ``on_preview`` the stack so far (float RGB, at
+    most 1024 px) as it is written to preview.jpg; both on the stacking thread."""
     record = read_session_file(folder)
     profile = record.profile()
     positions = shot_positions(record.plan, journal.state().extended)
@@ -116,12 +119,18 @@ def shoot(
     todo = next_missing(positions, recovery.state)
     if resumed:
         journal.append("session_resumed")
+
+    def previewed(snapshot: np.ndarray, fused: int) -> None:
+        write_preview(folder.preview, snapshot)
+        if on_preview is not None:
+            on_preview(snapshot, fused)
+
     worker = StackingWorker(
         StackJob(
             profile.stack_settings(),
             folder.outputs,
             on_frame=lambda done: _stacked(journal, done),
-            on_preview=lambda snapshot, fused: write_preview(folder.preview, snapshot),
+            on_preview=lambda snapshot, fused: previewed(snapshot, fused),
             preview_every=profile.output.preview_every,
             on_coverage=on_coverage,
         )
@@ -154,6 +163,11 @@ def shoot(
         on_session(session)
     try:
         shots = session.run(todo)
+    except SessionStopped as exc:
+        worker.abort()
+        if journal.events[-1].type != "session_finished":  # the stacker journaled after it
+            journal.append("session_finished", outcome=exc.outcome)
+        raise
     except BaseException:
         worker.abort()
         raise

@@ -89,7 +89,7 @@ class StackJob:
     preview_every: int = 0  # frames between previews; 0: none
     preview_side: int = 1024
     # the coverage verdict so far, with each preview (the TUI shows it live)
-    on_coverage: Callable[[Coverage], None] | None = None
+    on_coverage: Callable[[Coverage], object] | None = None
 
 
 def peak_rss_mib() -> float:

@@ -1,0 +1,1 @@
+"""The Textual terminal UI: the operator's cockpit at the rig."""

@@ -1,0 +1,174 @@
+"""The stackrig app: the rig, the plan, the run, over one thread that owns the devices.
+
+The app is a view: key presses become requests to :class:`~rig.tui.owner.RigOwner`, and what
+the devices and the session do comes back as messages (``rig.tui.messages``), which the app
+hands to the screen that shows it. Nothing here blocks on a device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, Literal
+
+from textual.app import App
+from textual.binding import Binding
+from textual.css.query import NoMatches
+
+from rig.profiles import Profile
+from rig.session.plan import Plan, step_for
+from rig.tui import messages as msg
+from rig.tui.owner import RigOwner
+from rig.tui.screens.dialogs import Confirm, FaultDialog, Help
+from rig.tui.screens.plan import PlanScreen
+from rig.tui.screens.rig import RigScreen
+from rig.tui.screens.run import RunScreen
+
+
+class StackrigApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "stackrig"
+    BINDINGS = [
+        Binding("question_mark", "help", "Help"),
+        Binding("q,ctrl+q", "quit_app", "Quit"),
+    ]
+
+    def __init__(self, profile: Profile, simulate: str | None, captures_root: Path) -> None:
+        super().__init__()
+        self.profile, self.simulate, self.captures_root = profile, simulate, captures_root
+        self.owner = RigOwner(profile, simulate, self.post_message)
+        self.rig_screen = RigScreen(_step(profile))
+        self.run_screen: RunScreen | None = None
+        self.sub_title = profile.name + (" (simulated)" if simulate else "")
+
+    def on_mount(self) -> None:
+        self.push_screen(self.rig_screen)
+        self.owner.start()
+
+    # -- messages from the owner thread ---------------------------------------------------------
+
+    def on_connected(self, m: msg.Connected) -> None:
+        self._later(lambda said: self.rig_screen.show_devices(said), m.said)
+
+    def on_note(self, m: msg.Note) -> None:
+        self.notify(m.text, timeout=8)
+
+    def on_failed(self, m: msg.Failed) -> None:
+        self.notify(f"{m.doing}: {m.error}", title="could not do that", severity="error",
+                    timeout=12)  # fmt: skip
+
+    def on_rail_status(self, m: msg.RailStatus) -> None:
+        self._later(self.rig_screen.show_status, m)
+
+    def on_live_frame(self, m: msg.LiveFrame) -> None:
+        self._later(self.rig_screen.show_frame, m)
+
+    def on_session_started(self, m: msg.SessionStarted) -> None:
+        self._later(self._run().session_started, m)
+
+    def on_shot_saved(self, m: msg.ShotSaved) -> None:
+        self._later(self._run().shot_saved, m)
+
+    def on_state_changed(self, m: msg.StateChanged) -> None:
+        self._later(self._run().state_changed, m)
+
+    def on_stack_preview(self, m: msg.StackPreview) -> None:
+        self._later(self._run().preview, m)
+
+    def on_coverage_now(self, m: msg.CoverageNow) -> None:
+        self._later(self._run().coverage, m)
+
+    def on_fault_asked(self, m: msg.FaultAsked) -> None:
+        self.push_screen(FaultDialog(m))
+
+    def on_session_ended(self, m: msg.SessionEnded) -> None:
+        self._later(self._run().ended, m)
+        severity: Literal["information", "warning"] = (
+            "information" if m.outcome == "done" else "warning"
+        )
+        self.notify(m.message, title=f"shoot {m.outcome}", severity=severity, timeout=15)
+        self.owner.refresh()
+
+    # -- actions --------------------------------------------------------------------------------
+
+    def action_plan(self) -> None:
+        screen = self.rig_screen
+        self.push_screen(PlanScreen(self.profile, dict(screen.marks), screen.here))
+
+    def start_shoot(self, plan: Plan) -> None:
+        if self.owner.busy:
+            self.notify("a shoot is running already", severity="warning")
+            return
+        self.run_screen = RunScreen()
+        self.switch_screen(self.run_screen)
+        self.owner.shoot(plan, self.captures_root)
+
+    def action_back_to_rig(self) -> None:
+        if self.owner.busy:
+            self.notify("the shoot is running: pause or abort it first", severity="warning")
+            return
+        while len(self.screen_stack) > 2:  # the default screen, then the rig
+            self.pop_screen()
+        if self.screen is not self.rig_screen:
+            self.switch_screen(self.rig_screen)
+
+    def action_help(self) -> None:
+        lines = [
+            f"{self._keys(b):>18}  {b.description}"
+            for b in [*self.screen.BINDINGS, *self.BINDINGS]
+            if isinstance(b, Binding) and b.description
+        ]
+        self.push_screen(Help(lines))
+
+    def _keys(self, binding: Binding) -> str:
+        keys = binding.key.split(",")
+        return " / ".join(self.get_key_display(Binding(k.strip(), "")) for k in keys)
+
+    def action_quit_app(self) -> None:
+        if not self.owner.busy:
+            self._quit()
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._quit()
+
+        self.push_screen(
+            Confirm(
+                "A shoot is running. Stop the rail and quit? It can be resumed later.",
+                "Stop and quit",
+                "Go on",
+            ),
+            answer,
+        )
+
+    def _quit(self) -> None:
+        self.owner.close()
+        self.exit()
+
+    def _later(self, show: Any, m: Any) -> None:
+        """After the next refresh: the screen it goes to may be mounting still; every message
+        takes this one road, so their order holds. One for a screen that was closed since
+        (the run screen after going back to the rig) is dropped."""
+
+        def deliver() -> None:
+            with contextlib.suppress(NoMatches):
+                show(m)
+
+        self.call_after_refresh(deliver)
+
+    def _run(self) -> RunScreen:
+        if self.run_screen is None:
+            self.run_screen = RunScreen()
+        return self.run_screen
+
+
+def _step(profile: Profile) -> float:
+    try:
+        return step_for(profile)
+    except ValueError:
+        return 100.0  # no optics to suggest a step: a jog still needs one
+
+
+def run_app(profile: Profile, simulate: str | None, captures_root: Path, **options: Any) -> None:
+    StackrigApp(profile, simulate, captures_root).run(**options)

@@ -1,0 +1,191 @@
+"""The one thread that owns the rig's devices, for the TUI.
+
+The app never touches a device: it asks this thread (``jog``, ``move_to``, ``shoot`` ...), which
+runs the requests in order and posts what happened as messages (``rig.tui.messages``). Only
+:meth:`RigOwner.stop` acts at once, from the app's thread: stopping motion must never wait
+behind a move. A capture session runs on this thread too; pause, resume and abort go to it
+directly (they act at shot boundaries), and a failed shot waits here for the operator's answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from rig.errors import CameraError, RailError, RigError
+from rig.profiles import Profile
+from rig.tui import messages as msg
+
+log = logging.getLogger("stackrig.tui")
+
+Post = Callable[[msg.RigMessage], object]
+
+
+class RigOwner:
+    def __init__(self, profile: Profile, simulate: str | None, post: Post) -> None:
+        self.profile, self.simulate, self.post = profile, simulate, post
+        self.devices: Any = None
+        self.session: Any = None  # the CaptureSession while one runs
+        self._jobs: queue.Queue[tuple[str, Callable[[], object]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._serve, name="rig", daemon=True)
+        self._stack = ExitStack()
+
+    # -- from the app's thread --------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ask("connecting", self._connect)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stop the rail, end a session resumably, close the devices; wait for that."""
+        self.stop()
+        self._jobs.put(None)
+        self._thread.join(timeout_s)
+
+    def stop(self) -> None:
+        """Stop motion now (and a running session with it, resumably)."""
+        if self.session is not None:
+            self.session.stop_now()
+        elif self.devices is not None:
+            with contextlib.suppress(RigError):
+                self.devices.axis.stop()
+
+    def jog(self, delta_um: float) -> None:
+        self._ask(f"jogging {delta_um:+g} um", lambda: self._axis().move_by(delta_um), True)
+
+    def move_to(self, target_um: float) -> None:
+        self._ask(f"moving to {target_um:g} um", lambda: self._axis().move_to(target_um), True)
+
+    def set_zero(self) -> None:
+        self._ask("zeroing", lambda: self._axis().set_zero())
+
+    def unlock(self) -> None:
+        self._ask("unlocking", lambda: self.post(msg.Note(self._axis().unlock())))
+
+    def refresh(self) -> None:
+        self._ask("reading the rail", lambda: None, True)
+
+    def shoot(self, plan: Any, captures_root: Path) -> None:
+        self._ask("shooting", lambda: self._shoot(plan, captures_root))
+
+    @property
+    def busy(self) -> bool:
+        return self.session is not None
+
+    # -- the owner thread --------------------------------------------------------------------
+
+    def _ask(self, doing: str, job: Callable[[], object], then_look: bool = False) -> None:
+        def run() -> None:
+            job()
+            self._status()
+            if then_look:
+                self._look()
+
+        self._jobs.put((doing, run))
+
+    def _serve(self) -> None:
+        try:
+            while (item := self._jobs.get()) is not None:
+                doing, job = item
+                try:
+                    job()
+                except RigError as exc:
+                    log.warning("%s: %s", doing, exc)
+                    self.post(msg.Failed(doing, str(exc)))
+                    self._status()
+                except Exception as exc:  # a bug: the operator sees one line, the log the rest
+                    log.exception("%s failed", doing)
+                    self.post(msg.Failed(doing, f"internal error: {exc} (details in the log)"))
+        finally:
+            self._stack.close()
+
+    def _connect(self) -> None:
+        from rig.devices.factory import open_devices
+
+        self.devices = open_devices(self.profile, self.simulate, self._stack)
+        self.post(msg.Connected(list(self.devices.said)))
+        self._look()
+
+    def _axis(self) -> Any:
+        if self.devices is None:
+            raise RailError("the rail is not connected")
+        return self.devices.axis
+
+    def _status(self) -> None:
+        if self.devices is None:
+            return
+        axis = self.devices.axis
+        try:
+            here: float | None = axis.position_um()
+        except RailError:
+            here = None
+        self.post(msg.RailStatus(here, axis.referenced, False))
+
+    def _look(self) -> None:
+        if self.devices is None:
+            return
+        try:
+            self.post(msg.LiveFrame(self.devices.live_view()))
+        except CameraError as exc:
+            self.post(msg.LiveFrame(None, str(exc)))
+
+    def _shoot(self, plan: Any, captures_root: Path) -> None:
+        from rig.session.capture import SessionStopped, ShotFault
+        from rig.session.run import new_session, shoot
+
+        devices = self.devices
+        if devices is None or devices.camera is None:
+            raise CameraError("the camera is not connected")
+        if not devices.axis.referenced:
+            raise RailError("the rail is not referenced: zero it (z) or home it first")
+        folder, journal = new_session(self.profile, plan, captures_root)
+
+        def decide(fault: ShotFault) -> str:
+            reply: Future[str] = Future()
+            self.post(msg.FaultAsked(fault.index, fault.kind, fault.message, fault.choices, reply))
+            return reply.result()
+
+        def started(session: Any) -> None:
+            self.session = session
+            self.post(msg.SessionStarted(str(folder.path), len(session.positions_um)))
+
+        try:
+            result = shoot(
+                folder,
+                journal,
+                devices.axis,
+                devices.camera,
+                before_shot=devices.before_shot,
+                on_session=started,
+                on_shot=lambda s: self.post(
+                    msg.ShotSaved(s.index, s.position_um, [p.name for p in s.files], s.seconds)
+                ),
+                on_state=lambda state: self.post(msg.StateChanged(state.value)),
+                on_coverage=lambda c: self.post(msg.CoverageNow(c.verdict, c.covered)),
+                on_preview=lambda image, n: self.post(msg.StackPreview(image, n)),
+                decide=decide,
+                decided_by="operator",
+            )
+        except SessionStopped as exc:
+            self.post(msg.SessionEnded(exc.outcome, str(exc), str(folder.path), []))
+            return
+        except RigError as exc:
+            self.post(msg.SessionEnded("error", str(exc), str(folder.path), []))
+            return
+        finally:
+            self.session = None
+            journal.close()
+        o = result.outcome
+        latency = result.last_frame_to_stack_s
+        said = f"stacked {len(o.result.accepted)} frames -> {o.outputs.image}"
+        if latency is not None:
+            said += f" ({latency:.2f} s after the last frame)"
+        self.post(msg.SessionEnded("done", said, str(folder.path), result.extension_advice()))
+        self.post(msg.CoverageNow(o.result.coverage.verdict, o.result.coverage.covered))

@@ -1,0 +1,1 @@
+"""The app's screens: rig, plan, run, and the dialogs over them."""

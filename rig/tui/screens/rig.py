@@ -1,0 +1,130 @@
+"""The Rig screen: where the focus is, what the camera sees, and the keys that move it.
+
+Jog in fine and coarse steps (the plan's step and ten of them), mark the stack's start and end
+at the current position, go back to either, zero, unlock; space or Esc stops motion at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from rig.tui import messages as msg
+from rig.tui.widgets.images import LiveView
+
+
+class RigScreen(Screen[None]):
+    BINDINGS = [
+        Binding("left", "jog(-1)", "Jog -"),
+        Binding("right", "jog(1)", "Jog +"),
+        Binding("shift+left,comma", "jog(-10)", "Coarse -", show=False),
+        Binding("shift+right,full_stop", "jog(10)", "Coarse +", show=False),
+        Binding("space,escape", "stop", "Stop"),
+        Binding("s", "mark('start')", "Set start"),
+        Binding("e", "mark('end')", "Set end"),
+        Binding("g", "go('start')", "Go start", show=False),
+        Binding("G", "go('end')", "Go end", show=False),
+        Binding("z", "zero", "Zero"),
+        Binding("u", "unlock", "Unlock", show=False),
+        Binding("f", "peaking", "Peaking", show=False),
+        Binding("l", "look", "Live view", show=False),
+        Binding("p", "app.plan", "Plan"),
+    ]
+
+    def __init__(self, step_um: float) -> None:
+        super().__init__()
+        self.step_um = step_um
+        self.here: float | None = None
+        self.marks: dict[str, float] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            with Vertical(id="rig-side"):
+                yield Static("connecting ...", id="devices")
+                yield Static("", id="rail")
+                yield Static("", id="marks")
+                yield Static(self._keys(), id="jog-keys")
+            yield LiveView(id="live")
+        yield Footer()
+
+    def _keys(self) -> str:
+        fine, coarse = self.step_um, 10 * self.step_um
+        return (
+            f"<- -> jog {fine:g} um; shift or , . jog {coarse:g} um\n"
+            "s / e set start / end here; g / G go there\n"
+            "z zero here, u unlock, f focus peaking\n"
+            "space or Esc: STOP"
+        )
+
+    # -- what the owner thread said -------------------------------------------------------------
+
+    def show_devices(self, said: list[str]) -> None:
+        self.query_one("#devices", Static).update("\n".join(said))
+
+    def show_status(self, status: msg.RailStatus) -> None:
+        self.here = status.position_um
+        if status.position_um is None:
+            text = "rail: position unknown"
+        elif not status.referenced:
+            text = f"rail: {status.position_um:.1f} um, NOT REFERENCED: zero (z) or home it"
+        else:
+            text = f"rail: {status.position_um:.1f} um"
+        self.query_one("#rail", Static).update(text)
+
+    def show_frame(self, frame: msg.LiveFrame) -> None:
+        live = self.query_one("#live", LiveView)
+        if frame.frame is None:
+            live.show_nothing(frame.why or "no live view")
+        else:
+            where = "" if self.here is None else f"at {self.here:.1f} um"
+            live.show(frame.frame, where)
+
+    # -- keys -----------------------------------------------------------------------------------
+
+    def action_jog(self, steps: int) -> None:
+        self._owner().jog(steps * self.step_um)
+
+    def action_stop(self) -> None:
+        self._owner().stop()
+        self.notify("stop sent", timeout=2)
+
+    def action_mark(self, end: str) -> None:
+        if self.here is None:
+            self.notify("the position is not known yet", severity="warning")
+            return
+        self.marks[end] = self.here
+        self.query_one("#marks", Static).update(
+            "  ".join(f"{k} {v:.1f} um" for k, v in sorted(self.marks.items(), reverse=True))
+        )
+
+    def action_go(self, end: str) -> None:
+        if end not in self.marks:
+            self.notify(f"no {end} set yet: press {end[0]} at that position", severity="warning")
+            return
+        self._owner().move_to(self.marks[end])
+
+    def action_zero(self) -> None:
+        self._owner().set_zero()
+        self.marks.clear()  # marks were relative to the old zero
+        self.query_one("#marks", Static).update("zeroed here: start and end cleared")
+
+    def action_unlock(self) -> None:
+        self._owner().unlock()
+
+    def action_peaking(self) -> None:
+        live = self.query_one("#live", LiveView)
+        live.peaking = not live.peaking
+        self._owner().refresh()
+
+    def action_look(self) -> None:
+        self._owner().refresh()
+
+    def _owner(self) -> Any:
+        app: Any = self.app
+        return app.owner

@@ -1,0 +1,130 @@
+"""The Run screen: progress, the stack building frame by frame, each frame as it lands, the
+coverage so far; pause, resume and abort (asked first); the verdict at the end."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
+
+from rig.tui import messages as msg
+from rig.tui.screens.dialogs import Confirm
+from rig.tui.widgets.images import ImageView
+
+
+class RunScreen(Screen[None]):
+    BINDINGS = [
+        Binding("p", "pause", "Pause / resume"),
+        Binding("a", "abort", "Abort"),
+        Binding("space,escape", "stop", "Stop now"),
+        Binding("r", "app.back_to_rig", "Back to the rig", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+        self.done = 0
+        self.started = time.monotonic()
+        self.state = "idle"
+        self.finished = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            with Vertical(id="run-side"):
+                yield Static("starting ...", id="state")
+                yield ProgressBar(total=None, id="progress", show_eta=False)
+                yield Static("", id="timing")
+                yield Static("", id="coverage")
+                yield DataTable(id="frames", cursor_type="none", zebra_stripes=True)
+            yield ImageView(id="stack")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#frames", DataTable)
+        table.add_columns("shot", "at um", "s", "files")
+        self.query_one("#stack", ImageView).show_nothing("the stack appears here as it builds")
+
+    # -- what the session said ------------------------------------------------------------------
+
+    def session_started(self, m: msg.SessionStarted) -> None:
+        self.total = m.shots
+        self.started = time.monotonic()
+        self.query_one("#progress", ProgressBar).update(total=m.shots, progress=0)
+        self.sub_title = m.folder
+
+    def shot_saved(self, m: msg.ShotSaved) -> None:
+        self.done += 1
+        self.query_one("#progress", ProgressBar).update(progress=self.done)
+        table = self.query_one("#frames", DataTable)
+        table.add_row(str(m.index), f"{m.position_um:.1f}", f"{m.seconds:.2f}", ", ".join(m.files))
+        table.scroll_end(animate=False)
+        elapsed = time.monotonic() - self.started
+        left = self.total - self.done
+        eta = elapsed / self.done * left if self.done else 0.0
+        self.query_one("#timing", Static).update(
+            f"frame {self.done}/{self.total}  elapsed {elapsed:.0f} s  ETA {eta:.0f} s"
+        )
+
+    def state_changed(self, m: msg.StateChanged) -> None:
+        self.state = m.state
+        hint = {"paused": " (p resumes)", "running": ""}.get(m.state, "")
+        self.query_one("#state", Static).update(f"session: {m.state}{hint}")
+
+    def preview(self, m: msg.StackPreview) -> None:
+        rgb8 = np.clip(m.image * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        self.query_one("#stack", ImageView).show(rgb8, f"the stack so far: {m.frames} frames")
+
+    def coverage(self, m: msg.CoverageNow) -> None:
+        self.query_one("#coverage", Static).update(f"coverage: {m.verdict}")
+
+    def ended(self, m: msg.SessionEnded) -> None:
+        self.finished = True
+        lines = [m.message, *(f"to extend: {a}" for a in m.advice)]
+        if m.outcome != "done":
+            lines.append(f"the session resumes with: stackrig capture --resume {m.folder}")
+        lines.append("r: back to the rig")
+        self.query_one("#state", Static).update(f"session: {m.outcome}")
+        self.query_one("#timing", Static).update("\n".join(lines))
+
+    # -- keys -----------------------------------------------------------------------------------
+
+    def action_pause(self) -> None:
+        session = self._session()
+        if session is None:
+            return
+        if self.state == "paused":
+            session.resume()
+        else:
+            session.pause()
+            self.notify("pausing after the shot under way")
+
+    def action_abort(self) -> None:
+        if self._session() is None:
+            return
+
+        def answer(yes: bool | None) -> None:
+            session = self._session()
+            if yes and session is not None:
+                session.abort()
+                self.notify("aborting after the shot under way; the session stays resumable")
+
+        self.app.push_screen(
+            Confirm("Abort the shoot after this shot? It can be resumed later.", "Abort", "Go on"),
+            answer,
+        )
+
+    def action_stop(self) -> None:
+        app: Any = self.app
+        app.owner.stop()
+        self.notify("stopped: the rail was stopped mid-move; the session stays resumable")
+
+    def _session(self) -> Any:
+        app: Any = self.app
+        return app.owner.session

@@ -1,0 +1,131 @@
+"""The terminal UI driven as an operator drives it (Textual's Pilot), on the simulated rig:
+the GRBL emulator through the real driver, libgphoto2's virtual camera in its camera process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from rig.profiles import find_profile, load_profile
+from rig.session.journal import read_journal
+from rig.tui.app import StackrigApp
+from rig.tui.screens.dialogs import Confirm
+from rig.tui.screens.run import RunScreen
+
+SIZE = (120, 40)
+
+
+def simulated_app(tmp: Path) -> StackrigApp:
+    profile = load_profile(find_profile("simulated"))
+    return StackrigApp(profile, "all", tmp / "captures")
+
+
+async def until(pilot: object, ok: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not ok():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)  # type: ignore[attr-defined]
+
+
+def screen_text(app: StackrigApp) -> str:
+    return "\n".join(
+        str(getattr(w, "renderable", "") or getattr(w, "content", ""))
+        for w in app.screen.query("Static")
+    )
+
+
+async def plan_and_start(app: StackrigApp, pilot: object, count: int) -> None:
+    await until(pilot, lambda: app.rig_screen.here is not None, "the rail's position")
+    await pilot.press("p")  # type: ignore[attr-defined]
+    await until(pilot, lambda: app.screen.query("#count"), "the plan screen")
+    await pilot.click("#count")  # type: ignore[attr-defined]
+    await pilot.press(*str(count))  # type: ignore[attr-defined]
+    await pilot.pause()  # type: ignore[attr-defined]
+    assert f"{count} frames" in screen_text(app)
+    await pilot.press("ctrl+s")  # type: ignore[attr-defined]
+    await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
+
+
+def session_folder(tmp: Path) -> Path:
+    (folder,) = (tmp / "captures").iterdir()
+    return folder
+
+
+def test_a_simulated_shoot_from_the_plan_to_a_finished_stack(tmp_path: Path) -> None:
+    async def drive() -> None:
+        app = simulated_app(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await plan_and_start(app, pilot, 6)
+            run = app.screen
+            assert isinstance(run, RunScreen)
+            await until(pilot, lambda: run.finished, "the end of the shoot")
+            text = screen_text(app)
+            assert "session: done" in text and "stacked 6 frames" in text
+            assert "coverage:" in text
+            await pilot.press("r")
+            await until(pilot, lambda: app.screen is app.rig_screen, "the rig screen again")
+            await pilot.press("q")
+        folder = session_folder(tmp_path)
+        assert len(list((folder / "frames").glob("*.jpg"))) == 6
+        assert (folder / "stack.tif").is_file()
+        events = read_journal(folder / "journal.jsonl")
+        assert events[-1].type == "session_finished" and events[-1]["outcome"] == "done"
+
+    asyncio.run(drive())
+
+
+def test_pause_resume_then_abort_leaves_a_resumable_session(tmp_path: Path) -> None:
+    async def drive() -> None:
+        app = simulated_app(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await plan_and_start(app, pilot, 30)
+            run = app.screen
+            assert isinstance(run, RunScreen)
+            await until(pilot, lambda: run.done >= 2, "two shots")
+            await pilot.press("p")
+            await until(pilot, lambda: run.state == "paused", "the pause")
+            paused_at = run.done
+            await pilot.pause(0.5)
+            assert run.done == paused_at  # nothing shot while paused
+            await pilot.press("p")
+            await until(pilot, lambda: run.state == "running", "the resume")
+            await until(pilot, lambda: run.done > paused_at, "a shot after resuming")
+            await pilot.press("a")
+            await until(pilot, lambda: isinstance(app.screen, Confirm), "the abort question")
+            await pilot.press("y")
+            await until(pilot, lambda: run.finished, "the abort")
+            assert "session: aborted" in screen_text(app)
+            assert "capture --resume" in screen_text(app)
+            await pilot.press("q")
+        events = [e.type for e in read_journal(session_folder(tmp_path) / "journal.jsonl")]
+        assert "session_paused" in events and "session_resumed" in events
+        assert events[-1] == "session_finished"
+
+    asyncio.run(drive())
+
+
+@pytest.mark.parametrize("key", ["q", "ctrl+q"])
+def test_quit_during_a_shoot_asks_first_and_stops_the_rail(tmp_path: Path, key: str) -> None:
+    async def drive() -> None:
+        app = simulated_app(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await plan_and_start(app, pilot, 40)
+            run = app.screen
+            assert isinstance(run, RunScreen)
+            await until(pilot, lambda: run.done >= 1, "a shot")
+            await pilot.press(key)
+            await until(pilot, lambda: isinstance(app.screen, Confirm), "the quit question")
+            await pilot.press("escape")  # no: the shoot goes on
+            await until(pilot, lambda: app.screen is run, "the run screen again")
+            await pilot.press(key)
+            await until(pilot, lambda: isinstance(app.screen, Confirm), "the quit question")
+            await pilot.press("y")
+        events = read_journal(session_folder(tmp_path) / "journal.jsonl")
+        assert events[-1].type == "session_finished" and events[-1]["outcome"] == "aborted"
+
+    asyncio.run(drive())
