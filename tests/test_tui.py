@@ -129,3 +129,36 @@ def test_quit_during_a_shoot_asks_first_and_stops_the_rail(tmp_path: Path, key: 
         assert events[-1].type == "session_finished" and events[-1]["outcome"] == "aborted"
 
     asyncio.run(drive())
+
+
+def test_a_rail_fault_mid_run_is_answered_with_retry(tmp_path: Path) -> None:
+    """The rail's cable is pulled during a move: the run waits on the fault dialog; the
+    operator plugs it back and presses r; the link is opened again and the run goes on."""
+    from rig.tui.screens.dialogs import FaultDialog
+
+    async def drive() -> None:
+        app = simulated_app(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await plan_and_start(app, pilot, 8)
+            run = app.screen
+            assert isinstance(run, RunScreen)
+            await until(pilot, lambda: run.done >= 2, "two shots")
+            rig = app.owner.devices.simulated
+            rig.emulator.faults.disconnect_after_s = 0.005  # during the next move
+            await until(pilot, lambda: isinstance(app.screen, FaultDialog), "the fault dialog")
+            dialog = app.screen
+            assert isinstance(dialog, FaultDialog) and dialog.fault.kind == "rail"
+            assert "lost the connection" in dialog.fault.message
+            rig.replug()
+            await pilot.press("r")
+            await until(pilot, lambda: run.finished, "the end of the shoot")
+            assert "session: done" in screen_text(app)
+            await pilot.press("q")
+        events = read_journal(session_folder(tmp_path) / "journal.jsonl")
+        decisions = [(e["choice"], e["by"]) for e in events if e.type == "decision"]
+        assert decisions == [("retry", "operator")]
+        assert "rail_reconnected" in [e.type for e in events]
+        frames = list((session_folder(tmp_path) / "frames").glob("*.jpg"))
+        assert len(frames) == 8
+
+    asyncio.run(drive())
