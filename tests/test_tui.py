@@ -162,3 +162,48 @@ def test_a_rail_fault_mid_run_is_answered_with_retry(tmp_path: Path) -> None:
         assert len(frames) == 8
 
     asyncio.run(drive())
+
+
+def test_resume_an_interrupted_session_from_the_sessions_screen_then_extend_it(
+    tmp_path: Path,
+) -> None:
+    from rig.tui.screens.sessions import SessionsScreen
+
+    async def drive() -> None:
+        app = simulated_app(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await plan_and_start(app, pilot, 30)
+            run = app.screen
+            assert isinstance(run, RunScreen)
+            await until(pilot, lambda: run.done >= 2, "two shots")
+            await pilot.press("a", "y")
+            await until(pilot, lambda: run.finished, "the abort")
+            await pilot.press("r")
+            await until(pilot, lambda: app.screen is app.rig_screen, "the rig screen")
+            await pilot.press("S")
+            await until(pilot, lambda: isinstance(app.screen, SessionsScreen), "the sessions")
+            sessions = app.screen
+            assert isinstance(sessions, SessionsScreen)
+            (only,) = sessions.sessions
+            assert only.outcome == "aborted" and only.resumable and only.planned == 30
+            await pilot.press("r")
+            await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
+            resumed = app.screen
+            assert isinstance(resumed, RunScreen) and resumed is not run
+            await until(pilot, lambda: resumed.finished, "the resumed shoot", timeout_s=120)
+            assert "session: done" in screen_text(app)
+            assert resumed.done == 30 - only.saved  # only the missing shots
+            ended = resumed.ended_with
+            assert ended is not None and ended.extend == {"last": ended.extend["last"]}
+            await pilot.press("x")  # the verdict said the last end stops short
+            await until(pilot, lambda: app.screen is not resumed, "the extension's run")
+            extension = app.screen
+            assert isinstance(extension, RunScreen)
+            await until(pilot, lambda: extension.finished, "the extension", timeout_s=120)
+            assert extension.done == ended.extend["last"]
+            await pilot.press("q")
+        names = sorted(p.name for p in (session_folder(tmp_path) / "frames").glob("*.jpg"))
+        assert [int(n[:4]) for n in names] == list(range(1, len(names) + 1))  # each once
+        assert len(names) == 30 + ended.extend["last"]
+
+    asyncio.run(drive())

@@ -23,6 +23,7 @@ from rig.tui.screens.dialogs import Confirm, FaultDialog, Help
 from rig.tui.screens.plan import PlanScreen
 from rig.tui.screens.rig import RigScreen
 from rig.tui.screens.run import RunScreen
+from rig.tui.screens.sessions import SessionsScreen
 
 
 class StackrigApp(App[None]):
@@ -96,12 +97,23 @@ class StackrigApp(App[None]):
         self.push_screen(PlanScreen(self.profile, dict(screen.marks), screen.here))
 
     def start_shoot(self, plan: Plan) -> None:
+        if self._to_run_screen():
+            self.owner.shoot(plan, self.captures_root)
+
+    def resume_session(self, path: Path, extend: dict[str, int]) -> None:
+        if self._to_run_screen():
+            self.owner.resume(path, extend)
+
+    def _to_run_screen(self) -> bool:
         if self.owner.busy:
             self.notify("a shoot is running already", severity="warning")
-            return
+            return False
         self.run_screen = RunScreen()
         self.switch_screen(self.run_screen)
-        self.owner.shoot(plan, self.captures_root)
+        return True
+
+    def action_sessions(self) -> None:
+        self.push_screen(SessionsScreen(self.captures_root))
 
     def action_back_to_rig(self) -> None:
         if self.owner.busy:

@@ -7,7 +7,7 @@ still in the queue (``can_replace``), so a burst of frames never floods the UI.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from textual.message import Message
@@ -114,3 +114,4 @@ class SessionEnded(RigMessage):
     message: str  # what to tell the operator
     folder: str
     advice: list[str]  # e.g. the command that extends the run
+    extend: dict[str, int] = field(default_factory=dict)  # what the coverage verdict suggests

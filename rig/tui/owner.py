@@ -75,6 +75,10 @@ class RigOwner:
     def shoot(self, plan: Any, captures_root: Path) -> None:
         self._ask("shooting", lambda: self._shoot(plan, captures_root))
 
+    def resume(self, path: Path, extend: dict[str, int] | None = None) -> None:
+        """Go on with a session: its missing shots, and ``extend`` more at either end."""
+        self._ask("resuming", lambda: self._resume(path, extend or {}))
+
     @property
     def busy(self) -> bool:
         return self.session is not None
@@ -136,16 +140,39 @@ class RigOwner:
         except CameraError as exc:
             self.post(msg.LiveFrame(None, str(exc)))
 
-    def _shoot(self, plan: Any, captures_root: Path) -> None:
-        from rig.session.capture import SessionStopped, ShotFault
-        from rig.session.run import new_session, shoot
-
+    def _ready(self) -> None:
         devices = self.devices
         if devices is None or devices.camera is None:
             raise CameraError("the camera is not connected")
         if not devices.axis.referenced:
             raise RailError("the rail is not referenced: zero it (z) or home it first")
+
+    def _shoot(self, plan: Any, captures_root: Path) -> None:
+        from rig.session.run import new_session
+
+        self._ready()
         folder, journal = new_session(self.profile, plan, captures_root)
+        self._run(folder, journal)
+
+    def _resume(self, path: Path, extend: dict[str, int]) -> None:
+        from rig.session.run import extend_session, open_session
+
+        self._ready()
+        folder, journal = open_session(path, finished=bool(extend))
+        try:
+            for end, steps in extend.items():
+                added = extend_session(folder, journal, end, steps)
+                self.post(msg.Note(f"extended at the {end} end: {len(added)} more shots"))
+        except RigError:
+            journal.close()
+            raise
+        self._run(folder, journal)
+
+    def _run(self, folder: Any, journal: Any) -> None:
+        from rig.session.capture import SessionStopped, ShotFault
+        from rig.session.run import shoot
+
+        devices = self.devices
 
         def decide(fault: ShotFault) -> str:
             reply: Future[str] = Future()
@@ -154,7 +181,8 @@ class RigOwner:
 
         def started(session: Any) -> None:
             self.session = session
-            self.post(msg.SessionStarted(str(folder.path), len(session.positions_um)))
+            todo = len(session.positions_um) - len(journal.state().saved)
+            self.post(msg.SessionStarted(str(folder.path), todo))
 
         try:
             result = shoot(
@@ -187,5 +215,8 @@ class RigOwner:
         said = f"stacked {len(o.result.accepted)} frames -> {o.outputs.image}"
         if latency is not None:
             said += f" ({latency:.2f} s after the last frame)"
-        self.post(msg.SessionEnded("done", said, str(folder.path), result.extension_advice()))
+        c = o.result.coverage
+        extend = {k: v for k, v in (("first", c.extend_first), ("last", c.extend_last)) if v}
+        advice = result.extension_advice()
+        self.post(msg.SessionEnded("done", said, str(folder.path), advice, extend))
         self.post(msg.CoverageNow(o.result.coverage.verdict, o.result.coverage.covered))

@@ -34,6 +34,7 @@ class RigScreen(Screen[None]):
         Binding("f", "peaking", "Peaking", show=False),
         Binding("l", "look", "Live view", show=False),
         Binding("p", "app.plan", "Plan"),
+        Binding("S", "app.sessions", "Sessions"),
     ]
 
     def __init__(self, step_um: float) -> None:

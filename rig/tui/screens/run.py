@@ -4,6 +4,7 @@ coverage so far; pause, resume and abort (asked first); the verdict at the end."
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ class RunScreen(Screen[None]):
         Binding("a", "abort", "Abort"),
         Binding("space,escape", "stop", "Stop now"),
         Binding("r", "app.back_to_rig", "Back to the rig", show=False),
+        Binding("x", "extend", "Extend as suggested", show=False),
     ]
 
     def __init__(self) -> None:
@@ -33,6 +35,7 @@ class RunScreen(Screen[None]):
         self.started = time.monotonic()
         self.state = "idle"
         self.finished = False
+        self.ended_with: msg.SessionEnded | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -85,8 +88,13 @@ class RunScreen(Screen[None]):
         self.query_one("#coverage", Static).update(f"coverage: {m.verdict}")
 
     def ended(self, m: msg.SessionEnded) -> None:
-        self.finished = True
-        lines = [m.message, *(f"to extend: {a}" for a in m.advice)]
+        self.finished, self.ended_with = True, m
+        lines = [m.message]
+        if m.extend:
+            lines.append(
+                "x extends the run as the verdict suggests: "
+                + ", ".join(f"{n} more at the {end} end" for end, n in m.extend.items())
+            )
         if m.outcome != "done":
             lines.append(f"the session resumes with: stackrig capture --resume {m.folder}")
         lines.append("r: back to the rig")
@@ -94,6 +102,14 @@ class RunScreen(Screen[None]):
         self.query_one("#timing", Static).update("\n".join(lines))
 
     # -- keys -----------------------------------------------------------------------------------
+
+    def action_extend(self) -> None:
+        m = self.ended_with
+        if m is None or not m.extend:
+            self.notify("the verdict suggested no extension", severity="warning")
+            return
+        app: Any = self.app
+        app.resume_session(Path(m.folder), m.extend)
 
     def action_pause(self) -> None:
         session = self._session()

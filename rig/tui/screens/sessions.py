@@ -1,0 +1,101 @@
+"""The Sessions screen: past shoots under the captures folder, with how each ended; resume an
+interrupted one, or extend a finished one as its coverage verdict suggested."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from rig.session.index import SessionSummary, list_sessions
+from rig.session.journal import read_journal
+
+
+class SessionsScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("r", "resume", "Resume"),
+        Binding("x", "extend", "Extend as suggested"),
+        Binding("f5", "reload", "Reload", show=False),
+    ]
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+        self.sessions: list[SessionSummary] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(f"sessions in {self.root}", id="root")
+        yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#sessions", DataTable)
+        table.add_columns("session", "profile", "shots", "result")
+        self.action_reload()
+
+    def action_reload(self) -> None:
+        table = self.query_one("#sessions", DataTable)
+        table.clear()
+        self.sessions = list_sessions(self.root)
+        for s in self.sessions:
+            result = s.outcome if not s.problem else f"unreadable: {s.problem}"
+            table.add_row(s.name, s.profile, f"{s.saved}/{s.planned}", result)
+        if not self.sessions:
+            self.query_one("#detail", Static).update("no sessions yet: shoot one from the plan (p)")
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        s = self._selected()
+        if s is None:
+            return
+        extend = _suggested(s.path)
+        lines = [str(s.path)]
+        if s.resumable:
+            lines.append(f"r resumes it: {s.planned - s.saved} shots missing")
+        if extend:
+            lines.append(
+                "x extends it as its coverage verdict suggested: "
+                + ", ".join(f"{n} at the {end} end" for end, n in extend.items())
+            )
+        self.query_one("#detail", Static).update("\n".join(lines))
+
+    def _selected(self) -> SessionSummary | None:
+        row = self.query_one("#sessions", DataTable).cursor_row
+        return self.sessions[row] if 0 <= row < len(self.sessions) else None
+
+    def action_resume(self) -> None:
+        s = self._selected()
+        if s is None or not s.resumable:
+            self.notify("pick a session that did not finish", severity="warning")
+            return
+        app: Any = self.app
+        app.resume_session(s.path, {})
+
+    def action_extend(self) -> None:
+        s = self._selected()
+        extend = _suggested(s.path) if s is not None else {}
+        if s is None or not extend:
+            self.notify("that session's verdict suggested no extension", severity="warning")
+            return
+        app: Any = self.app
+        app.resume_session(s.path, extend)
+
+
+def _suggested(path: Path) -> dict[str, int]:
+    """The extension the session's last verdict suggested (none for an unfinished one)."""
+    try:
+        events = read_journal(path / "journal.jsonl")
+    except (OSError, ValueError):
+        return {}
+    ends = [e for e in events if e.type == "session_finished"]
+    coverage = ends[-1].get("coverage") if ends else None
+    if not isinstance(coverage, dict) or ends[-1].get("outcome") != "done":
+        return {}
+    pairs = (("first", coverage.get("extend_first")), ("last", coverage.get("extend_last")))
+    return {end: int(n) for end, n in pairs if isinstance(n, int) and n > 0}
