@@ -207,3 +207,35 @@ def test_resume_an_interrupted_session_from_the_sessions_screen_then_extend_it(
         assert len(names) == 30 + ended.extend["last"]
 
     asyncio.run(drive())
+
+
+@pytest.mark.parametrize("no_color", [False, True])
+def test_every_screen_reads_at_80x24_with_or_without_colour(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_color: bool
+) -> None:
+    if no_color:
+        monkeypatch.setenv("NO_COLOR", "1")
+    from rig.tui.screens.plan import PlanScreen
+    from rig.tui.screens.sessions import SessionsScreen
+
+    async def drive() -> None:
+        app = simulated_app(tmp_path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: app.rig_screen.here is not None, "the rail's position")
+            assert "rail: 0.0 um" in screen_text(app) and "STOP" in screen_text(app)
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert "Set start" in screen_text(app) and "Quit" in screen_text(app)
+            await pilot.press("escape")
+            commands = [c.title for c in app.get_system_commands(app.screen)]
+            assert {"Plan", "Zero", "Set start", "Sessions", "Quit"} <= set(commands)
+            await pilot.press("p")
+            await until(pilot, lambda: isinstance(app.screen, PlanScreen), "the plan screen")
+            assert "depth of field" in screen_text(app)
+            await pilot.press("escape")
+            await pilot.press("S")
+            await until(pilot, lambda: isinstance(app.screen, SessionsScreen), "sessions")
+            assert "no sessions yet" in screen_text(app)
+            await pilot.press("escape", "q")
+
+    asyncio.run(drive())

@@ -8,12 +8,14 @@ hands to the screen that shows it. Nothing here blocks on a device.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
+from textual.screen import Screen
 
 from rig.profiles import Profile
 from rig.session.plan import Plan, step_for
@@ -123,6 +125,34 @@ class StackrigApp(App[None]):
             self.pop_screen()
         if self.screen is not self.rig_screen:
             self.switch_screen(self.rig_screen)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """A palette entry (ctrl+p) for every action of the screen shown, then the app's."""
+        yield from super().get_system_commands(screen)
+        for b in [*screen.BINDINGS, *self.BINDINGS]:
+            if not isinstance(b, Binding) or not b.description:
+                continue
+            action = b.action
+            target: Any = self if action.startswith("app.") else screen
+            name = action.removeprefix("app.")
+            yield SystemCommand(
+                b.description,
+                f"key: {self._keys(b)}",
+                lambda t=target, a=name: self.run_action(a, t),
+            )
+
+    def use_profile(self, profile: Profile) -> None:
+        """Work with another rig profile: the devices are closed and opened as it says."""
+        if self.owner.busy:
+            self.notify("a shoot is running: finish or abort it first", severity="warning")
+            return
+        self.owner.close()
+        self.profile = profile
+        self.sub_title = profile.name + (" (simulated)" if self.simulate else "")
+        self.rig_screen.step_um = _step(profile)
+        self.owner = RigOwner(profile, self.simulate, self.post_message)
+        self.owner.start()
+        self.notify(f"using {profile.name}: connecting ...")
 
     def action_help(self) -> None:
         lines = [

@@ -67,6 +67,7 @@ class RigScreen(Screen[None]):
 
     def show_devices(self, said: list[str]) -> None:
         self.query_one("#devices", Static).update("\n".join(said))
+        self.query_one("#jog-keys", Static).update(self._keys())  # the profile's step
 
     def show_status(self, status: msg.RailStatus) -> None:
         self.here = status.position_um
