@@ -239,3 +239,28 @@ def test_every_screen_reads_at_80x24_with_or_without_colour(
             await pilot.press("escape", "q")
 
     asyncio.run(drive())
+
+
+def test_a_camera_setting_is_changed_from_its_own_choices(tmp_path: Path) -> None:
+    """The Rig screen lists the camera's settings; c, a setting, a value: the camera has it."""
+    from rig.tui.screens.dialogs import Choose
+
+    async def drive() -> None:
+        app = simulated_app(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.rig_screen.camera_settings, "the camera's settings")
+            assert "camera: Nikon DSC D750" in screen_text(app)
+            assert "capturetarget = Internal RAM" in screen_text(app)
+            await pilot.press("c")
+            await until(pilot, lambda: isinstance(app.screen, Choose), "the settings list")
+            await pilot.press("down", "down", "enter")  # shutterspeed, f-number, capturetarget
+            await until(pilot, lambda: "Capture Target" in screen_text(app), "its choices")
+            await pilot.press("down", "enter")  # Memory card
+            await until(
+                pilot,
+                lambda: "capturetarget = Memory card" in screen_text(app),
+                "the camera's new value",
+            )
+            await pilot.press("q")
+
+    asyncio.run(drive())

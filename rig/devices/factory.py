@@ -33,6 +33,7 @@ class Devices:
     said: list[str] = field(default_factory=list)  # what each device said on connecting
     simulated: Any = None  # the SimulatedRig, if any
     real_camera: Any = None  # the connected camera (settings, live view), when not simulated
+    settings_camera: Any = None  # whose settings the operator sees: the real or virtual camera
 
     def live_view(self) -> Any:
         """What the camera sees now, RGB uint8: the camera's live view, or on the simulated
@@ -77,13 +78,13 @@ def open_devices(
             SimulatedRig(protocol, work, steps_per_mm=profile.rail.steps_per_mm)
         )
     said: list[str] = []
-    shooter = None
-    real_camera = None
+    shooter = real_camera = settings = None
     if camera or (lens and not sim_rail):
         if sim_camera:
             shooter = _simulated_camera(stack, rig, said)
+            settings = shooter.camera
         else:
-            real_camera = _connect_camera(stack, profile, said)
+            real_camera = settings = _connect_camera(stack, profile, said)
             shooter = _Downloads(real_camera, profile.camera.delete_after_download)
     axis = _axis(stack, profile, rig, sim_rail, real_camera)
     said.insert(0, f"rail: {axis.connect()}")
@@ -94,7 +95,7 @@ def open_devices(
     if rig is not None and rig.emulator is None and rig.where is None:
         rig.where = axis.position_um  # the subject follows the real rail
     before = rig.before_shot if (rig is not None and sim_camera) else None
-    return Devices(axis, shooter if camera else None, before, said, rig, real_camera)
+    return Devices(axis, shooter if camera else None, before, said, rig, real_camera, settings)
 
 
 def _axis(stack: ExitStack, profile: Profile, rig: Any, sim_rail: bool, real_camera: Any) -> Rail:

@@ -63,6 +63,9 @@ class StackrigApp(App[None]):
     def on_rail_status(self, m: msg.RailStatus) -> None:
         self._later(self.rig_screen.show_status, m)
 
+    def on_camera_state(self, m: msg.CameraState) -> None:
+        self._later(self.rig_screen.show_camera, m)
+
     def on_live_frame(self, m: msg.LiveFrame) -> None:
         self._later(self.rig_screen.show_frame, m)
 

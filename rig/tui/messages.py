@@ -48,6 +48,17 @@ class RailStatus(RigMessage):
 
 
 @dataclass(eq=False)
+class CameraState(RigMessage):
+    """The camera's summary and the settings that matter for a stack, with their choices."""
+
+    summary: str  # model, lens, battery, card space
+    settings: list[Any]  # ConfigValue, in SHOWN_SETTINGS order, those the camera has
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, CameraState)
+
+
+@dataclass(eq=False)
 class LiveFrame(RigMessage):
     frame: Any  # RGB uint8, or None with ``why``
     why: str = ""

@@ -26,6 +26,14 @@ from rig.tui import messages as msg
 log = logging.getLogger("stackrig.tui")
 
 Post = Callable[[msg.RigMessage], object]
+# The camera settings the Rig screen shows (under any of their vendor names), in this order.
+SHOWN_SETTINGS = (
+    ("iso",),
+    ("shutterspeed",),
+    ("aperture", "f-number"),
+    ("imageformat", "imagequality"),
+    ("capturetarget",),
+)
 
 
 class RigOwner:
@@ -68,6 +76,14 @@ class RigOwner:
 
     def unlock(self) -> None:
         self._ask("unlocking", lambda: self.post(msg.Note(self._axis().unlock())))
+
+    def set_camera(self, key: str, value: str) -> None:
+        def job() -> None:
+            self._settings_camera().set(key, value)
+            self.post(msg.Note(f"camera: {key} = {value}"))
+            self._camera_state()
+
+        self._ask(f"setting {key} to {value}", job)
 
     def refresh(self) -> None:
         self._ask("reading the rail", lambda: None, True)
@@ -116,11 +132,30 @@ class RigOwner:
         self.devices = open_devices(self.profile, self.simulate, self._stack)
         self.post(msg.Connected(list(self.devices.said)))
         self._look()
+        if self.devices.settings_camera is not None:
+            self._camera_state()
 
     def _axis(self) -> Any:
         if self.devices is None:
             raise RailError("the rail is not connected")
         return self.devices.axis
+
+    def _settings_camera(self) -> Any:
+        camera = None if self.devices is None else self.devices.settings_camera
+        if camera is None:
+            raise CameraError("no camera is connected")
+        return camera
+
+    def _camera_state(self) -> None:
+        camera = self._settings_camera()
+        s = camera.summary()
+        parts = [s.model, s.lens or "", f"battery {s.battery}" if s.battery else ""]
+        if s.storage_free_bytes is not None:
+            parts.append(f"{s.storage_free_bytes / 1e9:.1f} GB free")
+        keys = set(camera.config_keys())
+        shown = [camera.get(next(k for k in names if k in keys))
+                 for names in SHOWN_SETTINGS if keys & set(names)]  # fmt: skip
+        self.post(msg.CameraState(", ".join(p for p in parts if p), shown))
 
     def _status(self) -> None:
         if self.devices is None:

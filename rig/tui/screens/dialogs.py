@@ -1,4 +1,5 @@
-"""Modal dialogs: a yes/no question, a failed shot's retry / skip / abort, the key help."""
+"""Modal dialogs: a yes/no question, a choice from a list, a failed shot's retry / skip /
+abort, the key help."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Button, OptionList, Static
 
 from rig.tui import messages as msg
 
@@ -76,3 +77,28 @@ class Help(ModalScreen[None]):
             yield Static("Keys", classes="title")
             yield Static("\n".join(self.lines))
             yield Static("Esc closes this.", classes="hint")
+
+
+class Choose(ModalScreen[str | None]):
+    """Pick one of ``options`` (Enter), or none (Esc)."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, title: str, options: list[str], current: str | None = None) -> None:
+        super().__init__()
+        self.title_text, self.options, self.current = title, options, current
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.title_text, classes="title")
+            yield OptionList(*self.options, id="options")
+            yield Static("Enter picks, Esc cancels", classes="hint")
+
+    def on_mount(self) -> None:
+        options = self.query_one("#options", OptionList)
+        at = self.options.index(self.current) if self.current in self.options else 0
+        options.highlighted = at if self.options else None
+        options.focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.options[event.option_index])

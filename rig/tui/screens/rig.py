@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from rig.tui import messages as msg
+from rig.tui.screens.dialogs import Choose
 from rig.tui.widgets.images import LiveView
 
 
@@ -35,6 +36,7 @@ class RigScreen(Screen[None]):
         Binding("l", "look", "Live view", show=False),
         Binding("p", "app.plan", "Plan"),
         Binding("S", "app.sessions", "Sessions"),
+        Binding("c", "camera", "Camera settings"),
     ]
 
     def __init__(self, step_um: float) -> None:
@@ -42,6 +44,7 @@ class RigScreen(Screen[None]):
         self.step_um = step_um
         self.here: float | None = None
         self.marks: dict[str, float] = {}
+        self.camera_settings: list[Any] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -49,6 +52,7 @@ class RigScreen(Screen[None]):
             with Vertical(id="rig-side"):
                 yield Static("connecting ...", id="devices")
                 yield Static("", id="rail")
+                yield Static("", id="camera")
                 yield Static("", id="marks")
                 yield Static(self._keys(), id="jog-keys")
             yield LiveView(id="live")
@@ -78,6 +82,13 @@ class RigScreen(Screen[None]):
         else:
             text = f"rail: {status.position_um:.1f} um"
         self.query_one("#rail", Static).update(text)
+
+    def show_camera(self, state: msg.CameraState) -> None:
+        self.camera_settings = state.settings
+        lines = [f"camera: {state.summary}"]
+        lines += [f"  {v.name} = {v.value}" + (" (fixed)" if v.readonly else "")
+                  for v in state.settings]  # fmt: skip
+        self.query_one("#camera", Static).update("\n".join([*lines, "  c changes them"]))
 
     def show_frame(self, frame: msg.LiveFrame) -> None:
         live = self.query_one("#live", LiveView)
@@ -115,6 +126,27 @@ class RigScreen(Screen[None]):
         self._owner().set_zero()
         self.marks.clear()  # marks were relative to the old zero
         self.query_one("#marks", Static).update("zeroed here: start and end cleared")
+
+    def action_camera(self) -> None:
+        settable = [v for v in self.camera_settings if not v.readonly and v.choices]
+        if not settable:
+            self.notify("the camera offers none of these settings to change", severity="warning")
+            return
+        by_line = {f"{v.name} = {v.value}": v for v in settable}
+
+        def chosen_setting(line: str | None) -> None:
+            if line is None:
+                return
+            v = by_line[line]
+
+            def chosen_value(value: str | None) -> None:
+                if value is not None and value != v.value:
+                    self._owner().set_camera(v.name, value)
+
+            self.app.push_screen(Choose(v.label or v.name, list(v.choices), str(v.value)),
+                                 chosen_value)  # fmt: skip
+
+        self.app.push_screen(Choose("Camera setting", list(by_line)), chosen_setting)
 
     def action_unlock(self) -> None:
         self._owner().unlock()
