@@ -26,6 +26,7 @@ from rig.tui.screens.plan import PlanScreen
 from rig.tui.screens.rig import RigScreen
 from rig.tui.screens.run import RunScreen
 from rig.tui.screens.sessions import SessionsScreen
+from rig.tui.widgets.images import Renderer
 
 
 class StackrigApp(App[None]):
@@ -36,11 +37,19 @@ class StackrigApp(App[None]):
         Binding("q,ctrl+q", "quit_app", "Quit"),
     ]
 
-    def __init__(self, profile: Profile, simulate: str | None, captures_root: Path) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        simulate: str | None,
+        captures_root: Path,
+        *,
+        images: Renderer = "auto",  # how pictures are drawn; tests pin "halfcell"
+    ) -> None:
         super().__init__()
         self.profile, self.simulate, self.captures_root = profile, simulate, captures_root
+        self.images = images
         self.owner = RigOwner(profile, simulate, self.post_message)
-        self.rig_screen = RigScreen(_step(profile))
+        self.rig_screen = RigScreen(_step(profile), images)
         self.run_screen: RunScreen | None = None
         self.sub_title = profile.name + (" (simulated)" if simulate else "")
 
@@ -113,7 +122,7 @@ class StackrigApp(App[None]):
         if self.owner.busy:
             self.notify("a shoot is running already", severity="warning")
             return False
-        self.run_screen = RunScreen()
+        self.run_screen = RunScreen(self.images)
         self.switch_screen(self.run_screen)
         return True
 
@@ -204,7 +213,7 @@ class StackrigApp(App[None]):
 
     def _run(self) -> RunScreen:
         if self.run_screen is None:
-            self.run_screen = RunScreen()
+            self.run_screen = RunScreen(self.images)
         return self.run_screen
 
 

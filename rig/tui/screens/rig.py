@@ -16,7 +16,7 @@ from textual.widgets import Footer, Header, Static
 
 from rig.tui import messages as msg
 from rig.tui.screens.dialogs import Choose
-from rig.tui.widgets.images import LiveView
+from rig.tui.widgets.images import LiveView, Renderer
 
 
 class RigScreen(Screen[None]):
@@ -39,9 +39,9 @@ class RigScreen(Screen[None]):
         Binding("c", "camera", "Camera settings"),
     ]
 
-    def __init__(self, step_um: float) -> None:
+    def __init__(self, step_um: float, images: Renderer = "auto") -> None:
         super().__init__()
-        self.step_um = step_um
+        self.step_um, self.images = step_um, images
         self.here: float | None = None
         self.marks: dict[str, float] = {}
         self.camera_settings: list[Any] = []
@@ -55,7 +55,7 @@ class RigScreen(Screen[None]):
                 yield Static("", id="camera")
                 yield Static("", id="marks")
                 yield Static(self._keys(), id="jog-keys")
-            yield LiveView(id="live")
+            yield LiveView(renderer=self.images, id="live")
         yield Footer()
 
     def _keys(self) -> str:

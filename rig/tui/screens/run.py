@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
 from rig.tui import messages as msg
 from rig.tui.screens.dialogs import Confirm
-from rig.tui.widgets.images import ImageView
+from rig.tui.widgets.images import ImageView, Renderer
 
 
 class RunScreen(Screen[None]):
@@ -28,8 +28,9 @@ class RunScreen(Screen[None]):
         Binding("x", "extend", "Extend as suggested", show=False),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, images: Renderer = "auto") -> None:
         super().__init__()
+        self.images = images
         self.total = 0
         self.done = 0
         self.started = time.monotonic()
@@ -46,7 +47,7 @@ class RunScreen(Screen[None]):
                 yield Static("", id="timing")
                 yield Static("", id="coverage")
                 yield DataTable(id="frames", cursor_type="none", zebra_stripes=True)
-            yield ImageView(id="stack")
+            yield ImageView(renderer=self.images, id="stack")
         yield Footer()
 
     def on_mount(self) -> None:
