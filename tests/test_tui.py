@@ -264,3 +264,29 @@ def test_a_camera_setting_is_changed_from_its_own_choices(tmp_path: Path) -> Non
             await pilot.press("q")
 
     asyncio.run(drive())
+
+
+def test_the_profiles_screen_opens_from_the_rig_with_the_profile_in_use_marked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rig.tui.screens.profiles import ProfilesScreen
+
+    monkeypatch.setenv("STACKRIG_HOME", str(tmp_path / "home"))
+
+    async def drive() -> None:
+        profile_path = find_profile("simulated")
+        app = StackrigApp(load_profile(profile_path), "all", tmp_path, profile_path=profile_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.rig_screen.here is not None, "the rail's position")
+            await pilot.press("P")
+            await until(pilot, lambda: isinstance(app.screen, ProfilesScreen), "the profiles")
+            await pilot.pause(0.3)
+            from textual.widgets import DataTable
+
+            table = app.screen.query_one(DataTable)
+            rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+            in_use = [r for r in rows if any("in use" in c for c in r)]
+            assert len(in_use) == 1 and any("simulated" in c.lower() for c in in_use[0])
+            await pilot.press("escape", "q")
+
+    asyncio.run(drive())

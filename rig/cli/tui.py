@@ -42,8 +42,9 @@ def run_tui(args: argparse.Namespace) -> int:
         args.profile = "simulated"
     profile = load_profile_with(args, (), {})
     from rig.paths import captures_dir
+    from rig.profiles import find_profile
     from rig.tui.app import run_app
 
     root = args.output or Path(profile.output.captures_root or captures_dir())
-    run_app(profile, args.simulate, root)
+    run_app(profile, args.simulate, root, find_profile(args.profile) if args.profile else None)
     return 0

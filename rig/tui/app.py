@@ -23,6 +23,7 @@ from rig.tui import messages as msg
 from rig.tui.owner import RigOwner
 from rig.tui.screens.dialogs import Confirm, FaultDialog, Help
 from rig.tui.screens.plan import PlanScreen
+from rig.tui.screens.profiles import ProfilesScreen
 from rig.tui.screens.rig import RigScreen
 from rig.tui.screens.run import RunScreen
 from rig.tui.screens.sessions import SessionsScreen
@@ -44,9 +45,11 @@ class StackrigApp(App[None]):
         captures_root: Path,
         *,
         images: Renderer = "auto",  # how pictures are drawn; tests pin "halfcell"
+        profile_path: Path | None = None,  # the file the profile came from, if any
     ) -> None:
         super().__init__()
         self.profile, self.simulate, self.captures_root = profile, simulate, captures_root
+        self.profile_path = profile_path
         self.images = images
         self.owner = RigOwner(profile, simulate, self.post_message)
         self.rig_screen = RigScreen(_step(profile), images)
@@ -153,11 +156,14 @@ class StackrigApp(App[None]):
                 lambda t=target, a=name: self.run_action(a, t),
             )
 
-    def use_profile(self, profile: Profile) -> None:
+    def action_profiles(self) -> None:
+        self.push_screen(ProfilesScreen(self.profile, self.profile_path))
+
+    def use_profile(self, profile: Profile) -> bool:
         """Work with another rig profile: the devices are closed and opened as it says."""
         if self.owner.busy:
             self.notify("a shoot is running: finish or abort it first", severity="warning")
-            return
+            return False
         self.owner.close()
         self.profile = profile
         self.sub_title = profile.name + (" (simulated)" if self.simulate else "")
@@ -165,6 +171,7 @@ class StackrigApp(App[None]):
         self.owner = RigOwner(profile, self.simulate, self.post_message)
         self.owner.start()
         self.notify(f"using {profile.name}: connecting ...")
+        return True
 
     def action_help(self) -> None:
         lines = [
@@ -224,5 +231,7 @@ def _step(profile: Profile) -> float:
         return 100.0  # no optics to suggest a step: a jog still needs one
 
 
-def run_app(profile: Profile, simulate: str | None, captures_root: Path, **options: Any) -> None:
-    StackrigApp(profile, simulate, captures_root).run(**options)
+def run_app(
+    profile: Profile, simulate: str | None, captures_root: Path, profile_path: Path | None
+) -> None:
+    StackrigApp(profile, simulate, captures_root, profile_path=profile_path).run()

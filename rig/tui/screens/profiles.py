@@ -20,7 +20,7 @@ import tomli_w
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Grid, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
@@ -93,6 +93,8 @@ def to_text(field: Field, value: Any) -> str:
 def from_text(field: Field, text: str) -> Any:
     """The value the text stands for, or ``_LEAVE_OUT``. Text that is no TOML value goes on as a
     string, so the schema names the problem in its own words ("must be a number")."""
+    if field.path == "name":
+        return text  # required: an empty one gets the schema's "must not be empty"
     if field.check.kind == "str":
         return text if text else _LEAVE_OUT
     if not text.strip():
@@ -178,12 +180,22 @@ def describe(field: Field) -> str:
     bounds = [f"{op} {v:g}" for op, v in ((">=", c.ge), (">", c.gt), ("<=", c.le)) if v is not None]
     if bounds:
         what += " " + ", ".join(bounds)
+    if field.path == "name":
+        return "name: what the profile is called (the title bar; {profile} in folder names)"
     if field.default is None:
         empty = "not set"
     else:
         shown = to_text(field, field.default)
         empty = f"the default ({shown})" if shown else "the default (empty)"
     return f"{field.path}: {what}; left empty: {empty}"
+
+
+def _placeholder(field: Field) -> str:
+    """What an empty field means, shown in it."""
+    if field.default is None:
+        return "(not set)"
+    shown = to_text(field, field.default)
+    return f"(default: {shown})" if shown else "(default: empty)"
 
 
 # -- saving -------------------------------------------------------------------------------------
@@ -278,11 +290,11 @@ class ProfileEditor(Screen[Path | None]):
     DEFAULT_CSS = """
     ProfileEditor #pe-title { padding: 0 1; text-style: bold; }
     ProfileEditor #pe-form { height: 1fr; padding: 0 1; }
-    ProfileEditor .pe-heading { text-style: bold; margin-top: 1; }
-    ProfileEditor .pe-row { height: 1; }
-    ProfileEditor .pe-key { width: 23; }
-    ProfileEditor .pe-row Input { width: 1fr; }
-    ProfileEditor .pe-problem { padding-left: 2; color: $error; text-style: bold; }
+    ProfileEditor #pe-grid {
+        layout: grid; grid-size: 2; grid-columns: 23 1fr; grid-rows: auto; height: auto;
+    }
+    ProfileEditor .pe-heading { column-span: 2; text-style: bold; padding-top: 1; }
+    ProfileEditor .pe-problem { color: $error; text-style: bold; }
     ProfileEditor #pe-hint, ProfileEditor #pe-status { padding: 0 1; height: auto; }
     ProfileEditor #pe-hint { border-top: solid $primary; }
     """
@@ -299,28 +311,30 @@ class ProfileEditor(Screen[Path | None]):
         self.baseline = dict(self.initial)
         self.checked = Checked(None, {})
         self.saved: Path | None = None
-        self.shown: dict[str, str] = {}  # problem widget id -> text shown, to update only changes
+        self.shown: dict[str, str] = {}  # field path or section ("" for none) -> problem shown
+        self.lines: dict[str, tuple[Static, Static]] = {}  # problem rows mounted, same keys
+        self.inputs: dict[str, Input] = {}
+        self.pending = False
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(self._title(), id="pe-title", markup=False)
-        with VerticalScroll(id="pe-form"):
-            yield Static("", id="p-general", classes="pe-problem", markup=False)
+        # one grid, and problem lines only mounted when there is one: a widget per key is
+        # already some 100, and each costs time to style on a small computer
+        with VerticalScroll(id="pe-form"), Grid(id="pe-grid"):
             section = ""
             for field in FIELDS:
                 if field.section != section:
                     section = field.section
-                    yield Static(f"[{section}]", classes="pe-heading", markup=False)
-                    yield Static("", id=f"p-{section}", classes="pe-problem", markup=False)
-                with Horizontal(classes="pe-row"):
-                    yield Label(field.key, classes="pe-key", markup=False)
-                    yield Input(
-                        self.initial[field.path],
-                        id=field.widget_id,
-                        compact=True,
-                        placeholder="(not set)" if field.default is None else "(default)",
-                    )
-                yield Static("", id="p-" + field.widget_id, classes="pe-problem", markup=False)
+                    heading = f"[{section}]"
+                    yield Static(heading, id=f"h-{section}", classes="pe-heading", markup=False)
+                yield Label(field.key, markup=False)
+                yield Input(
+                    self.initial[field.path],
+                    id=field.widget_id,
+                    compact=True,
+                    placeholder=_placeholder(field),
+                )
         yield Static(self._first_hint(), id="pe-hint", markup=False)
         yield Static("", id="pe-status", markup=False)
         yield Footer()
@@ -333,43 +347,62 @@ class ProfileEditor(Screen[Path | None]):
     def _first_hint(self) -> str:
         lines = list(self.notes)
         if not self.entry.shipped:
-            lines.append("saving rewrites the file without its comments; the previous version "
-                         f"stays as {self.entry.path.name}.bak")  # fmt: skip
+            kept = f"{self.entry.path.name}.bak"
+            lines.append(f"saving rewrites the file without its comments; {kept} keeps the last")
         return "\n".join(lines) or "Tab moves between keys; empty keys take their default."
 
     def on_mount(self) -> None:
+        self.inputs = {f.path: self.query_one(f"#{f.widget_id}", Input) for f in FIELDS}
         self.validate()
-        self.query_one(f"#{FIELDS[0].widget_id}", Input).focus()
+        self.inputs[FIELDS[0].path].focus()
 
     def texts(self) -> dict[str, str]:
-        return {f.path: self.query_one(f"#{f.widget_id}", Input).value for f in FIELDS}
+        return {path: widget.value for path, widget in self.inputs.items()}
 
     @property
     def dirty(self) -> bool:
         return self.texts() != self.baseline
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        self.validate()
+        if not self.pending:  # a burst of changes (the first refresh sends one per key) checks once
+            self.pending = True
+            self.call_after_refresh(self.validate)
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         field = next((f for f in FIELDS if f.widget_id == event.widget.id), None)
         if field is not None:
             self.query_one("#pe-hint", Static).update(describe(field))
+            pair = self.lines.get(field.path)
+            if pair is not None and pair[1].display:  # the problem under it in view too
+                self.call_after_refresh(pair[1].scroll_visible, animate=False)
 
     def validate(self) -> Checked:
+        self.pending = False
         self.checked = check_texts(self.texts(), self.entry.path.name)
         problems = self.checked.problems
-        targets = ["general", *SECTIONS, *(f.widget_id for f in FIELDS)]
-        owners = ["", *SECTIONS, *(f.path for f in FIELDS)]
-        for target, owner in zip(targets, owners, strict=True):
+        for owner in {*problems, *self.shown}:
             text = "\n".join(f"! {line}" for line in problems.get(owner, []))
-            if self.shown.get(target, "") != text:
-                widget = self.query_one(f"#p-{target}", Static)
-                widget.update(text)
-                widget.display = bool(text)
-                self.shown[target] = text
+            if self.shown.get(owner, "") != text:
+                self._show_problem(owner, text)
         self._status()
         return self.checked
+
+    def _show_problem(self, owner: str, text: str) -> None:
+        self.shown[owner] = text
+        pair = self.lines.get(owner)
+        if pair is None:
+            # under the value, in its column: a spanning cell would be sized to the first column
+            pair = self.lines[owner] = (Static(), Static(classes="pe-problem", markup=False))
+            grid = self.query_one("#pe-grid", Grid)
+            if owner in BY_PATH:
+                grid.mount(*pair, after=self.inputs[owner])
+            elif owner in SECTIONS:
+                grid.mount(*pair, after=self.query_one(f"#h-{owner}"))
+            else:
+                grid.mount(*pair, before=0)
+        pair[1].update(text)
+        for cell in pair:
+            cell.display = bool(text)
 
     def _status(self) -> None:
         count = sum(len(lines) for lines in self.checked.problems.values())
@@ -381,8 +414,8 @@ class ProfileEditor(Screen[Path | None]):
         self.query_one("#pe-status", Static).update(text)
 
     def problem_text(self, path: str) -> str:
-        """What is shown under a field (tests read it)."""
-        return self.shown.get(BY_PATH[path].widget_id if path in BY_PATH else path, "")
+        """What is shown under a field, or a section (tests read it)."""
+        return self.shown.get(path, "")
 
     def _valid(self) -> Profile | None:
         checked = self.validate()
@@ -390,7 +423,7 @@ class ProfileEditor(Screen[Path | None]):
             self.notify("not saved: fix the lines marked ! first", severity="error")
             first = next((f for f in FIELDS if f.path in checked.problems), None)
             if first is not None:
-                self.query_one(f"#{first.widget_id}", Input).focus()
+                self.inputs[first.path].focus()
             return None
         return checked.profile
 
@@ -425,7 +458,7 @@ class ProfileEditor(Screen[Path | None]):
         self.saved = path
         if name is not None:  # now editing the copy: the next ctrl+s saves it in place
             self.entry = Entry(path.stem, path, False)
-            self.query_one("#f-name", Input).value = name
+            self.inputs["name"].value = name
             self.query_one("#pe-title", Static).update(self._title())
         self.baseline = self.texts()
         self._status()
@@ -527,8 +560,9 @@ class ProfilesScreen(Screen[None]):
             if r.loaded is not None and r.loaded.profile.name == profile.name and not r.hidden
         ]
         exact = [i for i in named if _same(self.rows[i].loaded, profile)]
-        found = exact or named
-        return found[0] if found else None
+        if exact:
+            return exact[0]
+        return named[0] if len(named) == 1 else None  # several of that name: do not guess
 
     def action_reload(self, select: Path | None = None) -> None:
         table = self.query_one("#pf-table", DataTable)

@@ -36,6 +36,7 @@ class RigScreen(Screen[None]):
         Binding("l", "look", "Live view", show=False),
         Binding("p", "app.plan", "Plan"),
         Binding("S", "app.sessions", "Sessions"),
+        Binding("P", "app.profiles", "Profiles"),
         Binding("c", "camera", "Camera settings"),
     ]
 
