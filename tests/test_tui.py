@@ -67,6 +67,8 @@ def test_a_simulated_shoot_from_the_plan_to_a_finished_stack(tmp_path: Path) -> 
             text = screen_text(app)
             assert "session: done" in text and "stacked 6 frames" in text
             assert "coverage:" in text
+            assert len(run.sharpness) == len(run.alignment) == 6  # the plots: one per frame
+            assert not run.rejected
             await pilot.press("r")
             await until(pilot, lambda: app.screen is app.rig_screen, "the rig screen again")
             await pilot.press("q")

@@ -102,6 +102,7 @@ def shoot(
     on_session: Callable[[CaptureSession], object] | None = None,
     on_coverage: Callable[[Coverage], object] | None = None,
     on_preview: Callable[[np.ndarray, int], object] | None = None,
+    on_stacked: Callable[[FrameDone], object] | None = None,
     **session_options: Any,
 ) -> SessionResult:
     """Shoot what the session is missing (all of it, for a new one), stacking as frames land.
@@ -109,7 +110,8 @@ def shoot(
     ``session_options`` go to :class:`CaptureSession` (``decide``, ``on_state``, ...); without
     ``decide``, the profile's ``plan.on_fault`` policy answers faults. ``on_coverage`` gets the
     coverage verdict so far with every preview, ``on_preview`` the stack so far (float RGB, at
-    most 1024 px) as it is written to preview.jpg; both on the stacking thread."""
+    most 1024 px) as it is written to preview.jpg, ``on_stacked`` each frame the stacker took
+    or refused (its report: sharpness, alignment, the reason); all on the stacking thread."""
     record = read_session_file(folder)
     profile = record.profile()
     positions = shot_positions(record.plan, journal.state().extended)
@@ -120,6 +122,11 @@ def shoot(
     if resumed:
         journal.append("session_resumed")
 
+    def stacked(done: FrameDone) -> None:
+        _stacked(journal, done)
+        if on_stacked is not None:
+            on_stacked(done)
+
     def previewed(snapshot: np.ndarray, fused: int) -> None:
         write_preview(folder.preview, snapshot)
         if on_preview is not None:
@@ -129,7 +136,7 @@ def shoot(
         StackJob(
             profile.stack_settings(),
             folder.outputs,
-            on_frame=lambda done: _stacked(journal, done),
+            on_frame=lambda done: stacked(done),
             on_preview=lambda snapshot, fused: previewed(snapshot, fused),
             preview_every=profile.output.preview_every,
             on_coverage=on_coverage,

@@ -87,6 +87,9 @@ class StackrigApp(App[None]):
     def on_shot_saved(self, m: msg.ShotSaved) -> None:
         self._later(self._run().shot_saved, m)
 
+    def on_frame_stacked(self, m: msg.FrameStacked) -> None:
+        self._later(self._run().frame_stacked, m)
+
     def on_state_changed(self, m: msg.StateChanged) -> None:
         self._later(self._run().state_changed, m)
 

@@ -82,6 +82,17 @@ class ShotSaved(RigMessage):
 
 
 @dataclass(eq=False)
+class FrameStacked(RigMessage):
+    """The stacker took a frame (its sharpness and alignment confidence) or refused it."""
+
+    name: str
+    accepted: bool
+    reason: str  # why it was refused ("" when taken)
+    sharpness: float
+    confidence: float
+
+
+@dataclass(eq=False)
 class StateChanged(RigMessage):
     state: str  # rig.session.capture.State values
 

@@ -233,6 +233,7 @@ class RigOwner:
                 on_state=lambda state: self.post(msg.StateChanged(state.value)),
                 on_coverage=lambda c: self.post(msg.CoverageNow(c.verdict, c.covered)),
                 on_preview=lambda image, n: self.post(msg.StackPreview(image, n)),
+                on_stacked=lambda done: self.post(_frame_stacked(done)),
                 decide=decide,
                 decided_by="operator",
             )
@@ -255,3 +256,10 @@ class RigOwner:
         advice = result.extension_advice()
         self.post(msg.SessionEnded("done", said, str(folder.path), advice, extend))
         self.post(msg.CoverageNow(o.result.coverage.verdict, o.result.coverage.covered))
+
+
+def _frame_stacked(done: Any) -> msg.FrameStacked:
+    r = done.report
+    if r is None:  # unreadable, or not the stack's size
+        return msg.FrameStacked(done.path.name, False, done.problem or "unusable", 0.0, 0.0)
+    return msg.FrameStacked(r.name, r.accepted, r.reason or "", r.sharpness, r.confidence)

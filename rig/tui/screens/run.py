@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
+from textual.widgets import DataTable, Footer, Header, ProgressBar, Sparkline, Static
 
 from rig.tui import messages as msg
 from rig.tui.screens.dialogs import Confirm
@@ -37,6 +37,9 @@ class RunScreen(Screen[None]):
         self.state = "idle"
         self.finished = False
         self.ended_with: msg.SessionEnded | None = None
+        self.sharpness: list[float] = []
+        self.alignment: list[float] = []
+        self.rejected: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -46,6 +49,11 @@ class RunScreen(Screen[None]):
                 yield ProgressBar(total=None, id="progress", show_eta=False)
                 yield Static("", id="timing")
                 yield Static("", id="coverage")
+                yield Static("sharpness per frame", classes="plot-label")
+                yield Sparkline([], id="sharpness")
+                yield Static("alignment confidence per frame", classes="plot-label")
+                yield Sparkline([], id="alignment")
+                yield Static("", id="rejected")
                 yield DataTable(id="frames", cursor_type="none", zebra_stripes=True)
             yield ImageView(renderer=self.images, id="stack")
         yield Footer()
@@ -75,6 +83,16 @@ class RunScreen(Screen[None]):
         self.query_one("#timing", Static).update(
             f"frame {self.done}/{self.total}  elapsed {elapsed:.0f} s  ETA {eta:.0f} s"
         )
+
+    def frame_stacked(self, m: msg.FrameStacked) -> None:
+        if m.accepted:
+            self.sharpness.append(m.sharpness)
+            self.alignment.append(m.confidence)
+            self.query_one("#sharpness", Sparkline).data = list(self.sharpness)
+            self.query_one("#alignment", Sparkline).data = list(self.alignment)
+        else:
+            self.rejected.append(f"rejected {m.name}: {m.reason}")
+            self.query_one("#rejected", Static).update("\n".join(self.rejected[-5:]))
 
     def state_changed(self, m: msg.StateChanged) -> None:
         self.state = m.state
