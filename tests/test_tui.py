@@ -292,3 +292,28 @@ def test_the_profiles_screen_opens_from_the_rig_with_the_profile_in_use_marked(
             await pilot.press("escape", "q")
 
     asyncio.run(drive())
+
+
+def test_a_session_is_re_stacked_with_another_method_in_the_background(tmp_path: Path) -> None:
+    from rig.cli import main
+    from rig.tui.screens.dialogs import Choose
+    from rig.tui.screens.sessions import SessionsScreen
+
+    out = tmp_path / "captures"
+    assert main(["capture", "--simulate", "--count", "5", "--output", str(out), "-q"]) == 0
+    (session,) = out.iterdir()
+
+    async def drive() -> None:
+        app = simulated_app(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.rig_screen.here is not None, "the rail's position")
+            await pilot.press("S")
+            await until(pilot, lambda: isinstance(app.screen, SessionsScreen), "the sessions")
+            await pilot.press("t")
+            await until(pilot, lambda: isinstance(app.screen, Choose), "the methods")
+            await pilot.press("down", "enter")  # weighted
+            await until(pilot, lambda: (session / "stack-weighted.tif").is_file(), "the result")
+            await pilot.press("escape", "q")
+
+    asyncio.run(drive())
+    assert (session / "stack.tif").is_file()  # the session's own stack is left as it was

@@ -1,8 +1,10 @@
 """The Sessions screen: past shoots under the captures folder, with how each ended; resume an
-interrupted one, or extend a finished one as its coverage verdict suggested."""
+interrupted one, extend a finished one as its coverage verdict suggested, or re-stack one with
+another method in the background."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +13,11 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from rig.errors import RigError
 from rig.session.index import SessionSummary, list_sessions
 from rig.session.journal import read_journal
+from rig.tui.screens.dialogs import Choose
+from stacking.settings import METHODS
 
 
 class SessionsScreen(Screen[None]):
@@ -20,6 +25,7 @@ class SessionsScreen(Screen[None]):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("r", "resume", "Resume"),
         Binding("x", "extend", "Extend as suggested"),
+        Binding("t", "restack", "Re-stack"),
         Binding("f5", "reload", "Reload", show=False),
     ]
 
@@ -85,6 +91,49 @@ class SessionsScreen(Screen[None]):
             return
         app: Any = self.app
         app.resume_session(s.path, extend)
+
+    def action_restack(self) -> None:
+        """Stack the session's frames again with another method, in the background, beside
+        its stack (``stack-METHOD.tif``), reusing the session's alignments."""
+        s = self._selected()
+        if s is None or s.problem:
+            self.notify("pick a session to re-stack", severity="warning")
+            return
+
+        def chosen(method: str | None) -> None:
+            if method is not None:
+                self.app.run_worker(lambda: self._restack(s.path, method), thread=True)
+
+        self.app.push_screen(Choose("Re-stack with", list(METHODS)), chosen)
+
+    def _restack(self, path: Path, method: str) -> None:
+        """On a worker thread: the app is told how it goes through call_from_thread."""
+        from rig.jobs import restack
+        from rig.session.folder import SessionFolder, read_session_file
+        from stacking.errors import StackingError
+
+        app = self.app
+        folder = SessionFolder.open(path)
+        settings = replace(read_session_file(folder).profile().stack_settings(), method=method)
+        report = folder.outputs.report
+        try:
+            job = restack.prepare(
+                [folder.frames],
+                path / f"stack-{method}.tif",
+                settings=settings,
+                reuse=report if report.is_file() else None,
+            )
+            total = len(job.frames)
+
+            def progress(done: Any) -> None:
+                if done.handled % 5 == 0 or done.handled == total:
+                    app.call_from_thread(app.notify, f"re-stack: {done.handled}/{total} frames")
+
+            outcome = restack.run(job, progress)
+        except (RigError, StackingError) as exc:
+            app.call_from_thread(app.notify, str(exc), title="re-stack failed", severity="error")
+            return
+        app.call_from_thread(app.notify, f"re-stacked {path.name} -> {outcome.outputs.image}")
 
 
 def _suggested(path: Path) -> dict[str, int]:
