@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from rig.profiles import Profile
 from rig.profiles.schema import RailSection
 from rig.session.folder import SessionFolder, create_session_folder, write_session_file
 from rig.session.journal import Journal
+from rig.simrig.camera import write_download
 from rig.simrig.rig import SimulatedRig
 from rig.simrig.subject import SubjectSettings
 
@@ -174,12 +174,7 @@ class PacedCamera:
         data = self.frames[shot].read_bytes()
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"SIM_{shot + 1:04d}.jpg"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_download(path, data)
         return [path]
 
 

@@ -26,13 +26,13 @@ from rig.cli.common import (
     add_overrides,
     add_profile,
     add_quiet,
+    add_simulate_choice,
     distance_um,
     load_profile_with,
     path_arg,
     say,
     terminate_as_interrupt,
 )
-from rig.devices.factory import SIMULATE
 from rig.errors import Interrupted, RailError, SessionError
 from rig.paths import captures_dir
 from rig.profiles.schema import FAULT_POLICIES
@@ -44,14 +44,7 @@ SUMMARY = "shoot a focus stack (stacking while it shoots), or resume an interrup
 def add_commands(commands: argparse._SubParsersAction) -> None:
     p = add_command(commands, "capture", SUMMARY, __doc__.split("\n\n")[1])
     add_profile(p)
-    p.add_argument(
-        "--simulate",
-        nargs="?",
-        const="all",
-        choices=SIMULATE,
-        help="no hardware: 'all' (the default) the firmware emulator and the virtual camera; "
-        "'camera' a real rail with the virtual camera; 'rail' the emulator with a real camera",
-    )
+    add_simulate_choice(p)
     p.add_argument("--start", type=distance_um, metavar="UM", help="first position")
     p.add_argument("--end", type=distance_um, metavar="UM", help="last position")
     p.add_argument("--step", type=distance_um, metavar="UM", help="distance between shots")

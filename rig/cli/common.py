@@ -98,6 +98,20 @@ def add_quiet(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 
 
+def add_simulate_choice(parser: argparse.ArgumentParser) -> None:
+    """``--simulate [all|camera|rail]`` of the commands that drive the whole rig."""
+    from rig.devices.factory import SIMULATE
+
+    parser.add_argument(
+        "--simulate",
+        nargs="?",
+        const="all",
+        choices=SIMULATE,
+        help="no hardware: 'all' (the default) the firmware emulator and the virtual camera; "
+        "'camera' a real rail with the virtual camera; 'rail' the emulator with a real camera",
+    )
+
+
 def add_simulate(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--simulate", action="store_true", help=f"no hardware: {what}")
 

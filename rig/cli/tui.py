@@ -10,21 +10,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from rig.cli.common import UsageError, add_command, add_profile, load_profile_with, path_arg
-from rig.devices.factory import SIMULATE
+from rig.cli.common import (
+    UsageError,
+    add_command,
+    add_profile,
+    add_simulate_choice,
+    load_profile_with,
+    path_arg,
+)
 
 SUMMARY = "the terminal UI: jog, plan, shoot and watch the stack build"
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--simulate",
-        nargs="?",
-        const="all",
-        choices=SIMULATE,
-        help="no hardware: 'all' (the default) the firmware emulator and the virtual camera; "
-        "'camera' a real rail with the virtual camera; 'rail' the emulator with a real camera",
-    )
+    add_simulate_choice(p)
     p.add_argument("--output", type=path_arg, metavar="DIR", help="captures folder")
 
 

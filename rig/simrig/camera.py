@@ -29,11 +29,15 @@ class SimulatedCamera:
         frame = self.rig.last_frame  # shown before this shot: rendered once, not twice
         if frame is None:
             frame = self.rig.subject.frame(self.rig.carriage_um(), self.shots)
-        data = encode_jpeg(frame, QUALITIES[0])
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_download(path, encode_jpeg(frame, QUALITIES[0]))
         return [path]
+
+
+def write_download(path: Path, data: bytes) -> None:
+    """A file as a camera download leaves it: new (never over another), complete, fsync'd."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
