@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import cv2
 import numpy as np
 
-from stacking import pyramid
+from stacking import bands, pyramid
 from stacking.geometry import coverage
 from stacking.settings import METHODS
 
@@ -47,6 +48,43 @@ class FusionInput:
     carry: list[np.ndarray] | None = None  # planes taken from the sharpest frame (chroma)
 
 
+def _weigh(
+    old: np.ndarray, activity: np.ndarray, peak: np.ndarray, den: np.ndarray, new_best: np.ndarray
+) -> None:
+    """A band of :meth:`SoftmaxSum.weigh`: ``old`` becomes the rescale, ``activity`` the weight."""
+    cv2.compare(activity, old, cv2.CMP_GT, dst=new_best)
+    cv2.max(old, activity, dst=peak)
+    cv2.exp(cv2.subtract(old, peak, dst=old), dst=old)
+    cv2.exp(cv2.subtract(activity, peak, dst=activity), dst=activity)
+    cv2.multiply(den, old, dst=den)
+    cv2.add(den, activity, dst=den)
+
+
+def _accumulate(
+    num: np.ndarray, rescale: np.ndarray, weight: np.ndarray, values: np.ndarray
+) -> None:
+    cv2.multiply(num, rescale, dst=num)
+    cv2.accumulateProduct(values, weight, num)
+
+
+def _divide(num: np.ndarray, den: np.ndarray, out: np.ndarray) -> None:
+    cv2.divide(num, cv2.max(den, 1e-30), dst=out)
+
+
+def _add_into(total: np.ndarray, more: np.ndarray) -> None:
+    cv2.add(total, more, dst=total)
+
+
+def _mark_best(index: int, depth: np.ndarray, new_best: np.ndarray) -> None:
+    # Masked OpenCV ops: a numpy boolean assignment over 24 MP costs several times more.
+    cv2.subtract(depth, depth, dst=depth, mask=new_best)
+    cv2.add(depth, index, dst=depth, mask=new_best)
+
+
+def _copy_where(dst: np.ndarray, values: np.ndarray, mask: np.ndarray) -> None:
+    cv2.copyTo(values, mask, dst)
+
+
 class SoftmaxSum:
     """Running ``sum_i exp(a_i) * v_i`` and ``sum_i exp(a_i)`` over frames, kept exact."""
 
@@ -63,28 +101,28 @@ class SoftmaxSum:
         ``activity`` is consumed (overwritten by the weight). The rescale buffer stays valid
         until the next call.
         """
-        new_best = cv2.compare(activity, self.peak, cv2.CMP_GT)
         old = self.peak
         if self._spare is None:
             self._spare = np.empty_like(old)
-        self.peak = cv2.max(old, activity, dst=self._spare)
-        rescale = cv2.exp(cv2.subtract(old, self.peak, dst=old), dst=old)
-        weight = cv2.exp(cv2.subtract(activity, self.peak, dst=activity), dst=activity)
-        self._spare = old
-        cv2.multiply(self.den, rescale, dst=self.den)
-        cv2.add(self.den, weight, dst=self.den)
-        return rescale, weight, new_best
+        peak, new_best = self._spare, np.empty(old.shape, np.uint8)
+        bands.run(_weigh, old, activity, peak, self.den, new_best)
+        # The old peak's buffer now holds the rescale; it becomes the next call's spare.
+        self.peak, self._spare = peak, old
+        return old, activity, new_best
 
     def add(
         self, channel: int, rescale: np.ndarray, weight: np.ndarray, values: np.ndarray
     ) -> None:
-        num = self.num[channel]
-        cv2.multiply(num, rescale, dst=num)
-        cv2.accumulateProduct(values, weight, num)
+        bands.run(_accumulate, self.num[channel], rescale, weight, values)
 
     def mean(self) -> Iterator[np.ndarray]:
-        den = cv2.max(self.den, 1e-30)
-        return (cv2.divide(n, den) for n in self.num)
+        return (self.quotient(c) for c in range(len(self.num)))
+
+    def quotient(self, channel: int) -> np.ndarray:
+        """One channel's weighted mean, ``num / den``, in a new array."""
+        out = np.empty_like(self.den)
+        bands.run(_divide, self.num[channel], self.den, out)
+        return out
 
     def release(self) -> None:
         self._spare = None
@@ -152,12 +190,10 @@ class Fusion:
         self.frames = 0
 
     def _track_best(self, frame: FusionInput, new_best: np.ndarray) -> None:
-        # Masked OpenCV ops: a numpy boolean assignment over 24 MP costs several times more.
-        cv2.subtract(self.depth, self.depth, dst=self.depth, mask=new_best)
-        cv2.add(self.depth, frame.index, dst=self.depth, mask=new_best)
+        bands.run(partial(_mark_best, frame.index), self.depth, new_best)
         if frame.carry:
             for plane, values in zip(self.carried, frame.carry, strict=True):
-                cv2.copyTo(values, new_best, plane)
+                bands.run(_copy_where, plane, values, new_best)
 
     def update(self, frame: FusionInput) -> None:
         """Fold one frame in."""
@@ -240,8 +276,8 @@ class PyramidFusion(Fusion):
         for c, values in enumerate(frame.planes):
             if self._bands is None:
                 self._bands = pyramid.Buffers(pyramid.level_shapes(self.shape, self.levels))
-            bands = pyramid.laplacian(values, self.levels, self._bands)
-            for sums, (rescale, weight), band in zip(self.sums, factors, bands, strict=True):
+            detail = pyramid.laplacian(values, self.levels, self._bands)
+            for sums, (rescale, weight), band in zip(self.sums, factors, detail, strict=True):
                 sums.add(c, rescale, weight, band)
 
     def image(self, max_side: int | None = None) -> Iterator[np.ndarray]:
@@ -255,11 +291,12 @@ class PyramidFusion(Fusion):
     def _collapse(self, used: list[SoftmaxSum]) -> Iterator[np.ndarray]:
         for c in range(self.channels):
             # One channel at a time, dividing each level on the way up.
-            img = cv2.divide(used[-1].num[c], cv2.max(used[-1].den, 1e-30))
+            img = used[-1].quotient(c)
             for sums in used[-2::-1]:
-                band = cv2.divide(sums.num[c], cv2.max(sums.den, 1e-30))
+                band = sums.quotient(c)
                 up = cv2.pyrUp(img, dstsize=(band.shape[1], band.shape[0]))
-                img = cv2.add(up, band, dst=band)
+                bands.run(_add_into, band, up)
+                img = band
             yield img
 
     def release(self) -> None:
@@ -280,7 +317,7 @@ class DepthMapFusion(Fusion):
         rescale, weight, new_best = self.sums.weigh(_activity_at(frame, self.shape, self.shape))
         for c, values in enumerate(frame.planes):
             self.sums.add(c, rescale, weight, values)
-            cv2.copyTo(values, new_best, self.best[c])
+            bands.run(_copy_where, self.best[c], values, new_best)
         self._track_best(frame, new_best)
 
     def selection_confidence(self) -> np.ndarray:

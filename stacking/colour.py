@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
 from typing import overload
 
 import cv2
 import numpy as np
 
-from stacking import exposure, pyramid
+from stacking import bands, exposure, pyramid
 from stacking.dtypes import full_scale
 
 
@@ -37,11 +38,17 @@ class Planes(Sequence[np.ndarray]):
             return [self[i] for i in range(len(self))[c]]
         if not 0 <= c < len(self):
             raise IndexError(c)
-        channel = cv2.extractChannel(self.pixels, c)
+        plane = np.empty(self.pixels.shape[:2], np.float32)
+        bands.run(partial(self._channel, c), self.pixels, plane)
+        return plane
+
+    def _channel(self, c: int, pixels: np.ndarray, plane: np.ndarray) -> None:
+        channel = cv2.extractChannel(pixels, c)
         if self.gains[c] == 1.0 and self.offsets[c] == 0.0:
             # Nothing to correct: a plain rescale, far cheaper than the sRGB round trip.
-            return cv2.multiply(channel, 1.0 / full_scale(channel.dtype), dtype=cv2.CV_32F)
-        return exposure.corrected_channel(channel, self.gains[c], self.offsets[c])
+            cv2.multiply(channel, 1.0 / full_scale(channel.dtype), dst=plane, dtype=cv2.CV_32F)
+        else:
+            np.copyto(plane, exposure.corrected_channel(channel, self.gains[c], self.offsets[c]))
 
 
 def luma_chroma(rgb: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -63,9 +70,13 @@ def to_rgb(planes: Iterator[np.ndarray], chroma: Iterable[np.ndarray] | None) ->
     for c, plane in enumerate(planes):
         if image is None:
             image = np.empty((*plane.shape, 3), np.float32)
-        image[..., c] = plane
+        bands.run(partial(_put_channel, c), image, plane)
     assert image is not None
     return image
+
+
+def _put_channel(channel: int, image: np.ndarray, plane: np.ndarray) -> None:
+    image[..., channel] = plane  # numpy copies without the GIL: the bands run side by side
 
 
 def unsharp(image: np.ndarray, amount: float, sigma: float = 1.0) -> np.ndarray:

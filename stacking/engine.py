@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from stacking import accumulate, align, colour, coverage, exposure, focus, geometry
+from stacking import accumulate, align, bands, colour, coverage, exposure, focus, geometry
 from stacking.dtypes import full_scale
 from stacking.errors import FrameMismatchError, NothingToStackError
 from stacking.report import Coverage, FrameReport
@@ -53,6 +53,7 @@ class StackEngine:
         self._fusion: accumulate.Fusion | None = None
         self._shape: tuple[int, ...] | None = None  # the reference frame sets it
         self._covered: np.ndarray | None = None  # uint8 mask every accepted frame covers
+        self._crop: tuple[np.ndarray, tuple[int, int, int, int]] | None = None  # (of, box)
         self.reports: list[FrameReport] = []
 
     @property
@@ -112,15 +113,36 @@ class StackEngine:
         image = self._compose(self._fusion.image())
         if s.sharpen > 0:
             image = colour.unsharp(image, s.sharpen)
-        depth = self._fusion.depth
-        box = None
-        if s.crop and self._covered is not None:
-            box = geometry.inner_rectangle(self._covered)
+        box = self._crop_box()
+        depth = self.depth_map()
+        if box is not None:
             x, y, w, h = box
-            image, depth = image[y : y + h, x : x + w], depth[y : y + h, x : x + w]
-        np.clip(image, 0.0, 1.0, out=image)
+            image = image[y : y + h, x : x + w]
+        bands.run(_clip_unit, image)
         sharp = focus.image_sharpness(image, s.focus_measure, s.window, s.focus_side, s.detail_side)
         return StackResult(image, depth, list(self.reports), box, sharp, self.coverage())
+
+    def depth_map(self) -> np.ndarray:
+        """The final depth map (cropped as the result will be), before :meth:`finalize`.
+
+        It no longer changes once the last frame is in, so it can be written while the image
+        is finalized.
+        """
+        if self._fusion is None:
+            raise NothingToStackError("no frame has been stacked yet")
+        depth = self._fusion.depth
+        box = self._crop_box()
+        if box is None:
+            return depth
+        x, y, w, h = box
+        return depth[y : y + h, x : x + w]
+
+    def _crop_box(self) -> tuple[int, int, int, int] | None:
+        if not self.settings.crop or self._covered is None:
+            return None
+        if self._crop is None or self._crop[0] is not self._covered:
+            self._crop = (self._covered, geometry.inner_rectangle(self._covered))
+        return self._crop[1]
 
     def coverage(self) -> Coverage:
         """Whether the frames so far reach the subject's front and back (cheap: any time).
@@ -203,3 +225,7 @@ class StackEngine:
         assert self._fusion is not None
         chroma = self._fusion.carried if self.settings.luminance_only else None
         return colour.to_rgb(planes, chroma)
+
+
+def _clip_unit(image: np.ndarray) -> None:
+    np.clip(image, 0.0, 1.0, out=image)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import re
 import struct
@@ -46,7 +47,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from stacking import files
+from stacking import bands, files
 from stacking.errors import ImageReadError, ImageWriteError
 from stacking.settings import MAX_PIXELS, OUTPUT_FORMATS
 
@@ -465,6 +466,7 @@ def stage_image(
     exif: bytes | None = None,
     icc: bytes | None = None,
     jpeg_quality: int = 95,
+    compress: bool = False,
 ) -> files.Staged:
     """Encode pixels as TIFF, PNG or JPEG (chosen by the suffix) into a staged temp file.
 
@@ -472,7 +474,8 @@ def stage_image(
     bit_depth: 8 or 16 for TIFF and PNG; by default 8 for uint8 input and 16 otherwise. JPEG is
     always 8-bit: bit_depth=16 silently becomes 8. JPEG is written with full chroma (4:4:4), so
     the fine detail a stack exists for keeps its colour. See the module docstring for what EXIF
-    and ICC each format carries.
+    and ICC each format carries. compress: zlib inside a TIFF (PNG always is compressed):
+    about 60 % smaller for 8-bit, but a 24 MP stack takes ~0.4 s longer to write on 2 cores.
     """
     path = Path(path)
     fmt = OUTPUT_FORMATS.get(path.suffix.lower())
@@ -490,11 +493,25 @@ def stage_image(
     exif = _exif_for_output(exif)
     icc = _icc_for_output(icc, gray=pixels.ndim == 2)
     writers: dict[str, Callable[[BinaryIO], None]] = {
-        "tiff": partial(_write_tiff, pixels=pixels, exif=exif, icc=icc),
+        "tiff": partial(_write_tiff, pixels=pixels, exif=exif, icc=icc, compress=compress),
         "png": partial(_write_png, pixels=pixels, exif=exif, icc=icc),
         "jpeg": partial(_write_jpeg, pixels=pixels, exif=exif, icc=icc, quality=jpeg_quality),
     }
     return files.stage(path, writers[fmt])
+
+
+def stage_palette_png(path: str | Path, indices: np.ndarray, palette: np.ndarray) -> files.Staged:
+    """An indexed-colour PNG: uint8 ``indices`` (H x W) into ``palette`` (up to 256 x 3 RGB).
+
+    A third of an RGB PNG's data for a picture of few colours (a depth map): at 24 MP it
+    encodes in ~0.1 s against ~0.25 s, and every viewer shows it in full colour.
+    """
+    path = Path(path)
+    if indices.dtype != np.uint8 or indices.ndim != 2:
+        raise ImageWriteError(f"{path.name}: palette indices must be H x W uint8")
+    image = Image.fromarray(np.ascontiguousarray(indices), "L")
+    image.putpalette(np.ascontiguousarray(palette, np.uint8).tobytes(), "RGB")
+    return files.stage(path, lambda fh: image.save(fh, "PNG", compress_level=3))
 
 
 def _check_shape(path: Path, pixels: np.ndarray) -> np.ndarray:
@@ -525,17 +542,24 @@ def _to_depth(path: Path, pixels: np.ndarray, depth: int) -> np.ndarray:
 def _float_to_uint(pixels: np.ndarray, dtype: np.dtype[Any] | type) -> np.ndarray:
     """[0, 1] to the full range of ``dtype``, rounded and saturated; NaN to 0. OpenCV's
     saturating multiply does in one pass what numpy needs five temporaries for (24 MP: 0.3 s
-    instead of 1.5 s)."""
+    instead of 1.5 s), here in row bands on every core."""
     top = float(np.iinfo(dtype).max)
     # One channel: a scalar reaches every sample (on 3 channels it would reach the first).
     work = np.ascontiguousarray(pixels, dtype=np.float32).reshape(pixels.shape[0], -1)
-    finite, _ = cv2.checkRange(work)
-    if not finite:  # NaN or inf (rare): fixed in a copy, never in the caller's pixels
+    # The sum (in float64: no float32 can overflow it) is finite exactly when every sample
+    # is; seven times quicker than cv2.checkRange.
+    if not math.isfinite(cv2.sumElems(work)[0]):  # NaN or inf (rare): fixed in a copy
         work = work.copy()
         cv2.patchNaNs(work, 0.0)
         cv2.min(work, 2.0, dst=work)  # +inf would round to INT_MIN, saturating to 0, not top
     depth = cv2.CV_16U if np.dtype(dtype) == np.uint16 else cv2.CV_8U
-    return cv2.multiply(work, top, dtype=depth).reshape(pixels.shape)
+    out = np.empty(work.shape, dtype)
+
+    def convert(src: np.ndarray, dst: np.ndarray) -> None:
+        cv2.multiply(src, top, dst=dst, dtype=depth)
+
+    bands.run(convert, work, out)
+    return out.reshape(pixels.shape)
 
 
 def _exif_for_output(exif: bytes | None) -> bytes | None:
@@ -563,16 +587,23 @@ def _icc_for_output(icc: bytes | None, *, gray: bool) -> bytes | None:
     return icc
 
 
-def _write_tiff(fh: BinaryIO, *, pixels: np.ndarray, exif: bytes | None, icc: bytes | None) -> None:
+def _write_tiff(
+    fh: BinaryIO, *, pixels: np.ndarray, exif: bytes | None, icc: bytes | None, compress: bool
+) -> None:
+    # Uncompressed by default, as the stacking peers write: every reader opens it and the stack
+    # is on disk moments after the last frame. zlib works with tifffile alone (stdlib zlib, no
+    # imagecodecs); level 1 writes 24 MP in ~0.4 s instead of ~6 s, files ~15 % larger.
+    zlib_args: dict[str, Any] = {
+        "compression": "zlib",
+        "compressionargs": {"level": 1},
+        "predictor": True,
+        "maxworkers": os.cpu_count() or 1,  # strips compressed in parallel: zlib frees the GIL
+    }
     tifffile.imwrite(
         fh,
         pixels,
         photometric="rgb" if pixels.ndim == 3 else "minisblack",
-        compression="zlib",  # works with tifffile alone (stdlib zlib), no imagecodecs needed
-        # Level 1: 24 MP writes in ~1 s instead of ~6 s at the default, files ~15 % larger.
-        compressionargs={"level": 1},
-        predictor=True,
-        maxworkers=os.cpu_count() or 1,  # strips compressed in parallel: zlib frees the GIL
+        **(zlib_args if compress else {}),
         iccprofile=icc,
         software="stackrig",
         metadata=None,  # no tifffile JSON in ImageDescription; that tag is the photographer's

@@ -7,6 +7,8 @@ import math
 import cv2
 import numpy as np
 
+from stacking import bands
+
 
 def level_count(shape: tuple[int, ...], smallest: int = 16, most: int = 8) -> int:
     """Number of detail levels so the base level's short side stays at least ``smallest``."""
@@ -36,7 +38,7 @@ def laplacian(img: np.ndarray, levels: int, buffers: Buffers | None = None) -> l
 
     With ``buffers`` the result lives in them and is valid until their next use.
     """
-    bands = []
+    out = []
     current = img
     for k in range(levels):
         size = (current.shape[1], current.shape[0])
@@ -45,12 +47,17 @@ def laplacian(img: np.ndarray, levels: int, buffers: Buffers | None = None) -> l
             band = cv2.subtract(current, cv2.pyrUp(down, dstsize=size))
         else:
             down = cv2.pyrDown(current, dst=buffers.downs[k])
-            up = cv2.pyrUp(down, dst=buffers.bands[k], dstsize=size)
-            band = cv2.subtract(current, up, dst=up)
-        bands.append(band)
+            band = cv2.pyrUp(down, dst=buffers.bands[k], dstsize=size)
+            bands.run(_minus, band, current)
+        out.append(band)
         current = down
-    bands.append(current)
-    return bands
+    out.append(current)
+    return out
+
+
+def _minus(band: np.ndarray, current: np.ndarray) -> None:
+    """``band = current - band`` (the detail the blur took out), in place."""
+    cv2.subtract(current, band, dst=band)
 
 
 def collapse(bands: list[np.ndarray]) -> np.ndarray:

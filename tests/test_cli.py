@@ -11,9 +11,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import tifffile
+from PIL import Image
 
 from rig.cli import main
 from stacking import io
+from stacking.depthmap import render_depth
 
 EXAMPLE = Path(__file__).parent / "data" / "pcb"
 
@@ -52,7 +55,22 @@ def test_stack_folder_writes_result_report_and_depth(
     ]
     depth = cv2.imread(str(tmp_path / "d.png"), cv2.IMREAD_UNCHANGED)
     assert depth.dtype == np.uint16 and depth.max() <= 3
-    assert (tmp_path / "d-colour.png").is_file()
+    # The colour rendering is an indexed-colour PNG of the same map, full colour in any viewer.
+    with Image.open(tmp_path / "d-colour.png") as colour:
+        assert colour.mode == "P"
+        np.testing.assert_array_equal(np.asarray(colour.convert("RGB")), render_depth(depth, 4))
+    with tifffile.TiffFile(out) as tif:
+        assert tif.pages[0].compression == 1  # uncompressed unless asked
+
+
+def test_stack_compress_writes_a_zlib_tiff(frames: Path, tmp_path: Path) -> None:
+    plain, small = tmp_path / "plain.tif", tmp_path / "small.tif"
+    assert main(["stack", str(frames), "-o", str(plain), "-q"]) == 0
+    assert main(["stack", str(frames), "-o", str(small), "-q", "--compress"]) == 0
+    with tifffile.TiffFile(small) as tif:
+        assert tif.pages[0].compression == tifffile.COMPRESSION.ADOBE_DEFLATE
+    np.testing.assert_array_equal(tifffile.imread(small), tifffile.imread(plain))
+    assert small.stat().st_size < plain.stat().st_size
 
 
 def test_reuse_alignment_skips_estimation(frames: Path, tmp_path: Path) -> None:

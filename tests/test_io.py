@@ -661,3 +661,31 @@ def test_unserialisable_json_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ImageWriteError, match="JSON"):
         files.write_json(tmp_path / "x.json", {"a": object()})
     assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_tiff_is_uncompressed_unless_asked_and_reads_back_the_same(
+    tmp_path: Path, compress: bool
+) -> None:
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 65536, (600, 900, 3), dtype=np.uint16)
+    path = tmp_path / "stack.tif"
+    files.commit([sio.stage_image(path, pixels, compress=compress)])
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        assert page.compression == (tifffile.COMPRESSION.ADOBE_DEFLATE if compress else 1)
+        np.testing.assert_array_equal(page.asarray(), pixels)
+
+
+def test_float_to_integer_conversion_fixes_nan_and_inf_and_keeps_the_input(tmp_path: Path) -> None:
+    # Large enough to be split into row bands on every core.
+    pixels = np.linspace(0, 1, 2000 * 1500 * 3, dtype=np.float32).reshape(2000, 1500, 3)
+    pixels[0, 0] = [np.nan, np.inf, -np.inf]
+    before = pixels.copy()
+    path = tmp_path / "stack.tif"
+    files.commit([sio.stage_image(path, pixels, bit_depth=8)])
+    out = tifffile.imread(path)
+    assert out[0, 0].tolist() == [0, 255, 0]
+    expected = np.round(before[1:] * 255).astype(np.uint8)
+    assert np.abs(out[1:].astype(int) - expected).max() <= 1
+    assert np.array_equal(pixels, before, equal_nan=True)

@@ -55,6 +55,12 @@ OVERRIDES = (
         None,
     ),
     Override("--crop", "stacking.crop", "crop to the area every frame covers", None),
+    Override(
+        "--compress",
+        "stacking.compress_tiff",
+        "zlib-compress the TIFF: about 60 %% smaller 8-bit files, slower to write",
+        None,
+    ),
 )
 
 
@@ -122,7 +128,8 @@ def run_stack(args: argparse.Namespace) -> int:
     from rig.outputs import report_path
     from rig.progress import Progress
 
-    settings = load_profile_with(args, OVERRIDES).stack_settings()
+    profile = load_profile_with(args, OVERRIDES)
+    settings = profile.stack_settings()
     if args.threads is not None:
         cv2.setNumThreads(args.threads)
     reuse = None
@@ -140,6 +147,7 @@ def run_stack(args: argparse.Namespace) -> int:
         settings=settings,
         depth_map=args.depth_map,
         bit_depth=args.bit_depth,
+        compress=profile.stacking.compress_tiff,
         strict=args.strict,
         reuse=reuse,
     )

@@ -37,6 +37,7 @@ def prepare(
     settings: StackSettings | None = None,
     depth_map: Path | None = None,
     bit_depth: int | None = None,
+    compress: bool = False,
     strict: bool = False,
     reuse: Path | None = None,
 ) -> Restack:
@@ -61,7 +62,7 @@ def prepare(
     settings = settings or StackSettings()
     _check_first_frame(frames[0], settings)
     given = _given_alignments(reuse, frames) if reuse is not None else {}
-    return Restack(frames, skipped, StackJob(settings, outputs, bit_depth, strict, given))
+    return Restack(frames, skipped, StackJob(settings, outputs, bit_depth, strict, compress, given))
 
 
 def _check_first_frame(path: Path, settings: StackSettings) -> None:

@@ -140,6 +140,7 @@ def shoot(
             on_preview=lambda snapshot, fused: previewed(snapshot, fused),
             preview_every=profile.output.preview_every,
             on_coverage=on_coverage,
+            compress=profile.stacking.compress_tiff,
         )
     ).start()
     done = set(recovery.good)

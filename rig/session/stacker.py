@@ -12,6 +12,7 @@ staged set: an abort or a crash before the set is committed leaves no output at 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import resource
@@ -27,7 +28,7 @@ import numpy as np
 from rig.outputs import StackOutputs, results_listed_in
 from stacking import files, io
 from stacking.align import Alignment
-from stacking.depthmap import render_depth
+from stacking.depthmap import PALETTE, depth_levels
 from stacking.engine import StackEngine, StackResult
 from stacking.errors import (
     FrameMismatchError,
@@ -83,6 +84,7 @@ class StackJob:
     outputs: StackOutputs
     bit_depth: int | None = None  # None: 16 when any input is 16-bit or RAW, else 8
     strict: bool = False  # an unusable frame stops the stack instead of being skipped
+    compress: bool = False  # zlib inside stack.tif: smaller, slower to write
     given: dict[str, FrameReport] = field(default_factory=dict)  # re-stack: alignments by name
     on_frame: Callable[[FrameDone], None] | None = None  # called on the worker thread
     on_preview: Callable[[np.ndarray, int], None] | None = None  # (snapshot, frames fused)
@@ -197,11 +199,29 @@ class StackingWorker:
             verb = "read" if self._unreadable == len(unusable) else "used"
             raise NothingToStackError(f"none of the {handled} frames could be {verb} ({reasons})")
         finalize_start = time.perf_counter()
-        result = engine.finalize()
-        finalize_s = time.perf_counter() - finalize_start
-        inputs_sharpness = float(np.mean([r.sharpness for r in result.accepted]))
-        seconds = time.perf_counter() - started
-        staged = self._stage(result, first, 16 if deep else 8, unusable, seconds, inputs_sharpness)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="depth") as side:
+            maps: list[Future[files.Staged]] = []
+            staged: list[files.Staged] = []
+            try:
+                result = engine.finalize()
+                finalize_s = time.perf_counter() - finalize_start
+                if job.outputs.depth_map:
+                    # Both depth maps encode (PNG frees the GIL, ~0.2 s each at 24 MP) while
+                    # stack.tif is written and fsync'd, which leaves the cores idle.
+                    maps = self._stage_depth(side, result.depth, len(result.reports))
+                inputs_sharpness = float(np.mean([r.sharpness for r in result.accepted]))
+                seconds = time.perf_counter() - started
+                staged = self._stage(
+                    result, first, 16 if deep else 8, unusable, seconds, inputs_sharpness
+                )
+                staged += [m.result() for m in maps]
+            except BaseException:  # whatever failed, no temp file stays behind
+                for item in staged:
+                    item.discard()
+                for future in maps:
+                    with contextlib.suppress(BaseException):  # its own failure left none
+                        future.result().discard()
+                raise
         if self._abort.is_set():
             for item in staged:
                 item.discard()
@@ -272,17 +292,17 @@ class StackingWorker:
         if job.on_coverage is not None:
             job.on_coverage(engine.coverage())
 
-    def _stage_depth(self, result: StackResult) -> list[files.Staged]:
+    def _stage_depth(
+        self, pool: ThreadPoolExecutor, depth: np.ndarray, frames: int
+    ) -> list[Future[files.Staged]]:
+        """The depth map and its colour rendering, each encoding on its own thread."""
         out = self.job.outputs
         assert out.depth_map is not None and out.depth_colour is not None
-        staged = [io.stage_image(out.depth_map, result.depth, bit_depth=16)]
-        try:
-            colour = render_depth(result.depth, len(result.reports))
-            staged.append(io.stage_image(out.depth_colour, colour, bit_depth=8))
-        except BaseException:
-            staged[0].discard()
-            raise
-        return staged
+        colour = out.depth_colour
+        return [
+            pool.submit(io.stage_image, out.depth_map, depth, bit_depth=16),
+            pool.submit(lambda: io.stage_palette_png(colour, depth_levels(depth, frames), PALETTE)),
+        ]
 
     def _earlier_outputs(self) -> list[str]:
         out = self.job.outputs
@@ -303,17 +323,16 @@ class StackingWorker:
         depth = self.job.bit_depth or default_depth
         staged: list[files.Staged] = []
         try:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="depth") as side:
-                # The depth maps encode beside the stack (both release the GIL): 24 MP PNGs
-                # take about a second each, as long as the stack itself.
-                maps = side.submit(self._stage_depth, result) if out.depth_map else None
-                staged.append(
-                    io.stage_image(
-                        out.image, result.image, bit_depth=depth, exif=first.exif, icc=first.icc
-                    )
+            staged.append(
+                io.stage_image(
+                    out.image,
+                    result.image,
+                    bit_depth=depth,
+                    exif=first.exif,
+                    icc=first.icc,
+                    compress=self.job.compress,
                 )
-                if maps is not None:
-                    staged += maps.result()
+            )
             document = {
                 "output": out.image.name,
                 # What the run this report replaces wrote and this one did not: still ours.

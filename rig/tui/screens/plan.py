@@ -9,12 +9,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, Static
+from textual.widgets import Button, Header, Input, Label, Static
 
 from rig.errors import RigError
 from rig.profiles import Profile
 from rig.session.optics import depth_of_field
 from rig.session.plan import Plan, estimate
+from rig.tui.widgets.footer import Footer
 
 
 class PlanScreen(Screen[None]):

@@ -22,13 +22,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+from textual.widgets import DataTable, Header, Input, Label, Static
 
 from rig import profiles
 from rig.errors import ProfileError
 from rig.profiles import Entry, Loaded, Profile
 from rig.profiles.schema import OUTPUTS, SCHEMA_VERSION, SECTIONS, TOP_KEYS, Check
 from rig.tui.screens.dialogs import Confirm
+from rig.tui.widgets.footer import Footer
 
 # -- the keys of a profile as editable text -----------------------------------------------------
 

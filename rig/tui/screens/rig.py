@@ -12,10 +12,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from rig.tui import messages as msg
 from rig.tui.screens.dialogs import Choose
+from rig.tui.widgets.footer import Footer
 from rig.tui.widgets.images import LiveView, Renderer
 
 

@@ -12,10 +12,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, ProgressBar, Sparkline, Static
+from textual.widgets import DataTable, Header, ProgressBar, Sparkline, Static
 
 from rig.tui import messages as msg
 from rig.tui.screens.dialogs import Confirm
+from rig.tui.widgets.footer import Footer
 from rig.tui.widgets.images import ImageView, Renderer
 
 

@@ -11,12 +11,13 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from rig.errors import RigError
 from rig.session.index import SessionSummary, list_sessions
 from rig.session.journal import read_journal
 from rig.tui.screens.dialogs import Choose
+from rig.tui.widgets.footer import Footer
 from stacking.settings import METHODS
 
 
