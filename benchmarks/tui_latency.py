@@ -417,7 +417,9 @@ def _stack_in_process(job_args: dict[str, Any], paths: Any, out: Any) -> None:
         on_preview=lambda snapshot, fused: out.put(("preview", (snapshot, fused))),
         preview_every=job_args["preview_every"],
         preview_side=job_args["preview_side"],
-        on_coverage=(lambda c: out.put(("coverage", c))) if job_args["coverage"] else None,
+        on_coverage=(lambda c, picture: out.put(("coverage", (c, picture))))
+        if job_args["coverage"]
+        else None,
     )
     worker = StackingWorker(job).start()
     while True:
@@ -496,7 +498,7 @@ class WorkerProcess:
                         job.on_preview(*value)
                 elif kind == "coverage":
                     if job.on_coverage is not None:
-                        job.on_coverage(value)
+                        job.on_coverage(*value)
                 else:
                     self._end = (kind, value)
                     self._ended.set()

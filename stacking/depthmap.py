@@ -13,6 +13,10 @@ PALETTE = np.ascontiguousarray(
 )
 
 
+# Where no frame has detail to judge by (a coverage picture): dark grey, apart from every colour.
+NO_DETAIL = (48, 48, 48)
+
+
 def depth_levels(depth: np.ndarray, frames: int) -> np.ndarray:
     """uint8 palette index per pixel: the frame index spread over 0..255."""
     span = max(1, frames - 1)

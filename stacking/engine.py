@@ -14,7 +14,17 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from stacking import accumulate, align, bands, colour, coverage, exposure, focus, geometry
+from stacking import (
+    accumulate,
+    align,
+    bands,
+    colour,
+    coverage,
+    depthmap,
+    exposure,
+    focus,
+    geometry,
+)
 from stacking.dtypes import full_scale
 from stacking.errors import FrameMismatchError, NothingToStackError
 from stacking.report import Coverage, FrameReport
@@ -166,6 +176,28 @@ class StackEngine:
             return coverage.judge(index, mask, order)
         first, last = (coverage.clearly_sharpest(lead, sharpness) for lead in leads)
         return coverage.judge(index, mask, order, first, last)
+
+    def coverage_map(self) -> np.ndarray | None:
+        """Which frame is the sharpest where, as a picture (RGB uint8, the focus maps' size).
+
+        Turbo colours from the first frame fused (blue) to the latest (red), dark grey where
+        no frame has detail to judge by. None before any frame. What the coverage verdict
+        reads, for people: a stack that reaches the subject's front and back shows the whole
+        colour range on the subject, not a band of one end's colour along it.
+        """
+        fusion = self._fusion
+        contrast = fusion.trace.contrast() if fusion is not None else None
+        if fusion is None or contrast is None:
+            return None
+        size = (contrast.shape[1], contrast.shape[0])
+        index = cv2.resize(fusion.depth, size, interpolation=cv2.INTER_NEAREST)
+        # Frame indices count rejected frames too; the colours span the fused ones' order.
+        order = np.zeros(max(r.index for r in self.reports) + 1, np.uint16)
+        fused = [r.index for r in self.reports if r.accepted]
+        order[fused] = np.arange(len(fused), dtype=np.uint16)
+        picture = depthmap.render_depth(order[index], len(fused))
+        picture[~coverage.textured(contrast, self.settings.sharpness)] = depthmap.NO_DETAIL
+        return picture
 
     # -- internals -------------------------------------------------------------------------
 

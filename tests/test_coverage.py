@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rig.simrig.subject import Subject, SubjectSettings
-from stacking import accumulate, coverage
+from stacking import accumulate, coverage, depthmap
 from stacking.engine import StackEngine, StackSettings
 from stacking.errors import StackingError
 from stacking.report import Coverage, stack_coverage
@@ -268,3 +268,22 @@ def test_a_flat_surround_does_not_make_the_reference_win() -> None:
         assert engine.add(flat).accepted
     c = engine.coverage()
     assert c.covered and c.textured < 0.25
+
+
+def test_the_coverage_map_spans_the_colours_of_a_covered_stack_and_greys_flat_areas() -> None:
+    assert StackEngine().coverage_map() is None
+    whole, _ = stack(CASES["whole depth"])
+    short, _ = stack(CASES["first third dropped"])
+    maps = {}
+    for name, engine in (("whole", whole), ("short", short)):
+        picture = engine.coverage_map()
+        assert picture is not None and picture.dtype == np.uint8 and picture.shape[2] == 3
+        detail = np.any(picture != depthmap.NO_DETAIL, axis=2)
+        assert 0.3 < detail.mean() < 1.0  # the subject judged, its flat surround grey
+        maps[name] = picture[detail]
+    # Each colour is a frame's place in the order: the whole stack's detail runs from the
+    # first frame's blue to the last's red; the short one's front piles up on its first frame.
+    first, last = depthmap.PALETTE[0], depthmap.PALETTE[255]
+    share = {k: float(np.all(v == first, axis=1).mean()) for k, v in maps.items()}
+    assert share["short"] > 0.1 > share["whole"]
+    assert np.all(maps["whole"] == last, axis=1).mean() < 0.1

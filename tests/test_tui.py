@@ -69,6 +69,13 @@ def test_a_simulated_shoot_from_the_plan_to_a_finished_stack(tmp_path: Path) -> 
             assert "coverage:" in text
             assert len(run.sharpness) == len(run.alignment) == 6  # the plots: one per frame
             assert not run.rejected
+            assert run.map_picture is not None  # the final coverage map arrived
+            await pilot.press("m")
+            await pilot.pause()
+            assert "coverage map: sharpest frame per place" in screen_text(app)
+            await pilot.press("m")
+            await pilot.pause()
+            assert "the stack so far" in screen_text(app)
             await pilot.press("r")
             await until(pilot, lambda: app.screen is app.rig_screen, "the rig screen again")
             await pilot.press("q")

@@ -100,7 +100,7 @@ def shoot(
     before_shot: Callable[[int], object] | None = None,
     on_shot: Callable[[Shot], object] | None = None,
     on_session: Callable[[CaptureSession], object] | None = None,
-    on_coverage: Callable[[Coverage], object] | None = None,
+    on_coverage: Callable[[Coverage, np.ndarray | None], object] | None = None,
     on_preview: Callable[[np.ndarray, int], object] | None = None,
     on_stacked: Callable[[FrameDone], object] | None = None,
     **session_options: Any,

@@ -90,8 +90,9 @@ class StackJob:
     on_preview: Callable[[np.ndarray, int], None] | None = None  # (snapshot, frames fused)
     preview_every: int = 0  # frames between previews; 0: none
     preview_side: int = 1024
-    # the coverage verdict so far, with each preview (the TUI shows it live)
-    on_coverage: Callable[[Coverage], object] | None = None
+    # the coverage verdict so far and its picture (StackEngine.coverage_map), with each preview
+    # and once more after the last frame (the TUI shows both live)
+    on_coverage: Callable[[Coverage, np.ndarray | None], object] | None = None
 
 
 def peak_rss_mib() -> float:
@@ -233,6 +234,11 @@ class StackingWorker:
                 item.discard()
             raise
         self._written = True
+        if job.on_coverage is not None:  # the final picture, with the outputs on disk
+            try:
+                job.on_coverage(result.coverage, engine.coverage_map())
+            except Exception:  # a viewer's failure must not undo a stack that is written
+                log.exception("showing the final coverage failed")
         return StackOutcome(
             result,
             job.outputs,
@@ -290,7 +296,7 @@ class StackingWorker:
             if snapshot is not None:
                 job.on_preview(snapshot, fused)
         if job.on_coverage is not None:
-            job.on_coverage(engine.coverage())
+            job.on_coverage(engine.coverage(), engine.coverage_map())
 
     def _stage_depth(
         self, pool: ThreadPoolExecutor, depth: np.ndarray, frames: int

@@ -110,6 +110,7 @@ class StackPreview(RigMessage):
 class CoverageNow(RigMessage):
     verdict: str
     covered: bool
+    picture: Any = None  # RGB uint8: which frame is the sharpest where (None: not yet)
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, CoverageNow)

@@ -231,7 +231,9 @@ class RigOwner:
                     msg.ShotSaved(s.index, s.position_um, [p.name for p in s.files], s.seconds)
                 ),
                 on_state=lambda state: self.post(msg.StateChanged(state.value)),
-                on_coverage=lambda c: self.post(msg.CoverageNow(c.verdict, c.covered)),
+                on_coverage=lambda c, picture: self.post(
+                    msg.CoverageNow(c.verdict, c.covered, picture)
+                ),
                 on_preview=lambda image, n: self.post(msg.StackPreview(image, n)),
                 on_stacked=lambda done: self.post(_frame_stacked(done)),
                 decide=decide,
@@ -255,7 +257,6 @@ class RigOwner:
         extend = {k: v for k, v in (("first", c.extend_first), ("last", c.extend_last)) if v}
         advice = result.extension_advice()
         self.post(msg.SessionEnded("done", said, str(folder.path), advice, extend))
-        self.post(msg.CoverageNow(o.result.coverage.verdict, o.result.coverage.covered))
 
 
 def _frame_stacked(done: Any) -> msg.FrameStacked:

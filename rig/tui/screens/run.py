@@ -19,12 +19,15 @@ from rig.tui.screens.dialogs import Confirm
 from rig.tui.widgets.footer import Footer
 from rig.tui.widgets.images import ImageView, Renderer
 
+_MAP_CAPTION = "coverage map: sharpest frame per place, blue first .. red last, grey no detail (m)"
+
 
 class RunScreen(Screen[None]):
     BINDINGS = [
         Binding("p", "pause", "Pause / resume"),
         Binding("a", "abort", "Abort"),
         Binding("space,escape", "stop", "Stop now"),
+        Binding("m", "toggle_map", "Stack / coverage map"),
         Binding("r", "app.back_to_rig", "Back to the rig", show=False),
         Binding("x", "extend", "Extend as suggested", show=False),
     ]
@@ -41,6 +44,9 @@ class RunScreen(Screen[None]):
         self.sharpness: list[float] = []
         self.alignment: list[float] = []
         self.rejected: list[str] = []
+        self.showing_map = False  # the big picture: the stack so far, or the coverage map
+        self.stack_picture: tuple[np.ndarray, str] | None = None
+        self.map_picture: tuple[np.ndarray, str] | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -102,10 +108,28 @@ class RunScreen(Screen[None]):
 
     def preview(self, m: msg.StackPreview) -> None:
         rgb8 = np.clip(m.image * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        self.query_one("#stack", ImageView).show(rgb8, f"the stack so far: {m.frames} frames")
+        self.stack_picture = (rgb8, f"the stack so far: {m.frames} frames (m: coverage map)")
+        if not self.showing_map:
+            self._show()
 
     def coverage(self, m: msg.CoverageNow) -> None:
         self.query_one("#coverage", Static).update(f"coverage: {m.verdict}")
+        if m.picture is not None:
+            self.map_picture = (m.picture, _MAP_CAPTION)
+            if self.showing_map:
+                self._show()
+
+    def _show(self) -> None:
+        picture = self.map_picture if self.showing_map else self.stack_picture
+        view = self.query_one("#stack", ImageView)
+        if picture is None:
+            view.show_nothing(
+                "the coverage map appears with the first preview"
+                if self.showing_map
+                else "the stack appears here as it builds"
+            )
+        else:
+            view.show(*picture)
 
     def ended(self, m: msg.SessionEnded) -> None:
         self.finished, self.ended_with = True, m
@@ -122,6 +146,10 @@ class RunScreen(Screen[None]):
         self.query_one("#timing", Static).update("\n".join(lines))
 
     # -- keys -----------------------------------------------------------------------------------
+
+    def action_toggle_map(self) -> None:
+        self.showing_map = not self.showing_map
+        self._show()
 
     def action_extend(self) -> None:
         m = self.ended_with
