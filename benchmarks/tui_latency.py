@@ -1,7 +1,7 @@
 """Key press -> repaint in the terminal UI, during a 24 MP simulated shoot with stacking on.
 
 ``python -m benchmarks.tui_latency [--shots 30] [--size 6000x4000] [--interval 1.5]
-[--every 0.2] [--modes threads,off,threads-nice,process,process-nice] [--prune-watchers]
+[--every 0.2] [--modes threads,off,threads-nice,process,process-nice]
 [--full-gc-every N] [--profile-ui DIR]`` (about 6 minutes with every mode; 2 cores)
 
 This process plays the terminal. For each mode it starts the app in a fresh child process on a
@@ -45,11 +45,12 @@ with stacking; **threads-nice**, the app's worker with its threads (and OpenCV's
 same ``StackingWorker`` in a spawned worker process (at nice 0, or 10): the frames' paths sent
 to it, each frame's report, the previews and the coverage sent back and handed to the
 session's own callbacks on a relay thread, which writes ``preview.jpg`` and posts the preview
-as the worker thread does. Two benchmark-only workarounds show what the figures would be
-without what blocks the event loop most: ``--prune-watchers`` (Textual's leak of every
-footer's keys, textualize/textual#6666; see :func:`prune_watchers`) and ``--full-gc-every N``
-(``gc.set_threshold``'s third: a full collection at most every N middle ones). All of this is
-the benchmark's; ``rig/`` is unchanged.
+as the worker thread does (the benchmark's; the app stacks on threads). ``--full-gc-every N``
+(``gc.set_threshold``'s third: a full collection at most every N middle ones) shows what the
+full collections cost. They were what blocked the event loop most, up to a second each, while
+Textual's footer kept every key it had ever shown (textualize/textual#6666): the app's own
+footer (``rig/tui/widgets/footer.py``) forgets them, and the app freezes what is alive at
+start-up out of the collector's way (``gc.freeze``).
 
 **The devices are the benchmark's**: the rail is the simulated rig's (the GRBL emulator on a
 pty, through the real driver and ``Rail``), the camera :class:`~benchmarks.simsession.PacedCamera`
@@ -157,8 +158,6 @@ def run_mode(mode: str, frames: list[Path], args: argparse.Namespace) -> Figures
             "--interval", str(args.interval), "--shots", str(len(frames)),
             "--frames", json.dumps([str(p) for p in frames]),
         ]  # fmt: skip
-        if args.prune_watchers:
-            command.append("--prune-watchers")
         if args.full_gc_every:
             command += ["--full-gc-every", str(args.full_gc_every)]
         if args.profile_ui:
@@ -277,7 +276,6 @@ def report(all_figures: list[Figures], args: argparse.Namespace) -> None:
         f"key press -> repaint: StackrigApp on a {COLS}x{ROWS} pty (half-block images) during a "
         f"{args.shots}-shot simulated shoot of {w}x{h} JPEGs, one every {args.interval:.2f} s; "
         f"'?' (help on / off) every {args.every:.2f} s"
-        + ("; Textual's watcher leak worked around" if args.prune_watchers else "")
         + (f"; gc threshold 2 = {args.full_gc_every}" if args.full_gc_every else "")
     )
     print(
@@ -524,29 +522,6 @@ class WorkerProcess:
         return bool(value) if kind == "aborted" else False
 
 
-def prune_watchers() -> None:
-    """Benchmark-only workaround for Textual's watcher leak (Textualize/textual#6666).
-
-    ``Footer.compose`` data-binds every ``FooterKey`` to the footer's ``compact``, which stores
-    ``(key, setter)`` on the footer; the entry is only pruned when ``compact`` changes, which it
-    never does, so every recompose of a footer (each screen pushed, popped or switched to) keeps
-    the old keys alive, with their styles and rendered strips. Here a new watch first drops the
-    entries of closed nodes from the watched object's lists. Not in ``rig/``: it patches Textual.
-    """
-    import textual.dom
-
-    watch = textual.dom._watch
-
-    def pruned(
-        node: Any, obj: Any, attribute_name: str, callback: Any, *, init: bool = True
-    ) -> None:
-        for entries in getattr(obj, "__watchers", {}).values():
-            entries[:] = [e for e in entries if not (e[0]._closing or e[0]._closed)]
-        watch(node, obj, attribute_name, callback, init=init)
-
-    textual.dom._watch = pruned
-
-
 def child_main(args: argparse.Namespace) -> None:
     """The app's process: the app on this terminal, the benchmark's camera, the auto-pilot."""
     import asyncio
@@ -601,8 +576,6 @@ def child_main(args: argparse.Namespace) -> None:
             pauses.append((info["generation"], thread, collecting[0], spent))
 
     gc.callbacks.append(on_gc)
-    if args.prune_watchers:
-        prune_watchers()
     profile = load_profile(find_profile("simulated"))
     app = StackrigApp(profile, "all", Path(args.work) / "captures")
     display = app._display
@@ -736,12 +709,6 @@ def main(argv: list[str] | None = None) -> None:
         metavar="DIR",
         help="cProfile the app's event-loop thread while the keys are pressed: DIR/MODE.prof "
         "(it slows that thread: the latencies are not the figures then)",
-    )
-    p.add_argument(
-        "--prune-watchers",
-        action="store_true",
-        help="work around Textual's watcher leak (textual#6666) in the app's process, to see "
-        "the latency without it",
     )
     p.add_argument(
         "--full-gc-every",

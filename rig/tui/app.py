@@ -8,6 +8,7 @@ hands to the screen that shows it. Nothing here blocks on a device.
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -59,6 +60,10 @@ class StackrigApp(App[None]):
     def on_mount(self) -> None:
         self.push_screen(self.rig_screen)
         self.owner.start()
+        # Everything alive once the first screen is up (modules, Textual, the screens) lives
+        # as long as the app: out of the collector's way, so that a full collection, which
+        # stops every thread, walks only what came after.
+        self.call_after_refresh(gc.freeze)
 
     # -- messages from the owner thread ---------------------------------------------------------
 
