@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from pathlib import Path
 
 import pytest
 from hypothesis import assume, given
@@ -15,8 +16,10 @@ from rig.session.plan import (
     FRAME_BYTES,
     MAX_POSITIONS,
     SHOT_S,
+    SNAP_UM,
     Plan,
     PlanError,
+    disk_shortfall,
     estimate,
     frame_size,
     plan_warnings,
@@ -91,7 +94,9 @@ def test_start_end_step_properties(start: float, span: float, step: float, down:
     assert p[0] == round(start, 3) and p[-1] == round(end, 3)
     gaps = [b - a for a, b in itertools.pairwise(p)]
     assert all((g < 0) if down else (g > 0) for g in gaps)  # monotonic, towards the end
-    assert all(abs(g) <= step + 0.002 for g in gaps)  # never a step longer than asked
+    # Never a step longer than asked, but for a last grid point snapped onto the end.
+    assert all(abs(g) <= step + 0.002 for g in gaps[:-1])
+    assert abs(gaps[-1]) <= step + SNAP_UM + 0.002
     assert all(abs(abs(g) - step) <= 0.002 for g in gaps[:-1])  # evenly spaced but the last
 
 
@@ -206,3 +211,21 @@ def test_warnings() -> None:
     assert plan_warnings(fine, profile) == []
     far = Plan.from_profile(rig(), start_um=0, end_um=200_000, step_um=250)
     assert any("no soft limits" in w for w in plan_warnings(far, rig()))
+
+
+def test_disk_shortfall_asks_the_nearest_existing_folder_and_names_both_figures(
+    tmp_path: Path,
+) -> None:
+    plan = Plan.from_start_end_step(0.0, 1900.0, 100.0)  # 20 frames
+    need = estimate(plan, rig()).disk_bytes
+    asked: list[Path] = []
+
+    def free(path: Path) -> int:
+        asked.append(path)
+        return need - 1
+
+    root = tmp_path / "not" / "yet"
+    short = disk_shortfall(plan, rig(), root, free)
+    assert asked == [tmp_path]
+    assert short is not None and f"{need / 1e9:.1f} GB" in short and str(tmp_path) in short
+    assert disk_shortfall(plan, rig(), root, lambda p: need) is None

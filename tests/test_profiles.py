@@ -440,3 +440,14 @@ def _load_or_profile_error(text: str) -> None:
         assert str(exc).startswith("fuzz.toml: ")
         return
     assert loads_profile(tomli_w.dumps(profile_to_dict(loaded.profile))).profile == loaded.profile
+
+
+def test_a_profile_that_cannot_be_written_is_a_profile_error_naming_the_path(
+    tmp_path: Path,
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the folder should be")
+    target = blocker / "rig.toml"
+    with pytest.raises(ProfileError, match="cannot be written") as caught:
+        save_profile(loads_profile(GOOD).profile, target)
+    assert str(target) in str(caught.value)

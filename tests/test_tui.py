@@ -231,7 +231,9 @@ def test_every_screen_reads_at_80x24_with_or_without_colour(
         app = simulated_app(tmp_path)
         async with app.run_test(size=(80, 24)) as pilot:
             await until(pilot, lambda: app.rig_screen.here is not None, "the rail's position")
-            assert "rail: 0.0 um" in screen_text(app) and "STOP" in screen_text(app)
+            text = screen_text(app)
+            assert "rail: 0.0 um, idle" in text and "STOP" in text
+            assert "focus: grbl on the simulated controller" in text and "backlash" in text
             await pilot.press("question_mark")
             await pilot.pause()
             assert "Set start" in screen_text(app) and "Quit" in screen_text(app)
@@ -324,3 +326,53 @@ def test_a_session_is_re_stacked_with_another_method_in_the_background(tmp_path:
 
     asyncio.run(drive())
     assert (session / "stack.tif").is_file()  # the session's own stack is left as it was
+
+
+def test_the_plan_screen_warns_refuses_a_shoot_the_disk_cannot_hold_and_switches_profiles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+    from collections import namedtuple
+
+    from rig.tui.screens.dialogs import Choose
+    from rig.tui.screens.plan import PlanScreen
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9, 10**6))
+
+    async def drive() -> None:
+        app = simulated_app(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.rig_screen.here is not None, "the rail's position")
+            await pilot.press("p")
+            await until(pilot, lambda: isinstance(app.screen, PlanScreen), "the plan screen")
+            await pilot.click("#count")
+            await pilot.press("9")
+            await pilot.pause()
+            text = screen_text(app)
+            assert "9 frames" in text and "GB free: free space, or shoot fewer frames" in text
+            assert "not referenced" not in text  # the simulated rail is zeroed at power-on
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
+            run = app.screen
+            await until(pilot, lambda: run.finished, "the refusal")
+            assert "session: refused" in screen_text(app) and "GB free" in screen_text(app)
+            assert not (tmp_path / "captures").exists() or not any(
+                (tmp_path / "captures").iterdir()
+            )  # nothing was made
+            await pilot.press("r")
+            await until(pilot, lambda: app.screen is app.rig_screen, "the rig screen")
+            await pilot.press("p")
+            await until(pilot, lambda: isinstance(app.screen, PlanScreen), "the plan screen")
+            await pilot.press("ctrl+o")
+            await until(pilot, lambda: isinstance(app.screen, Choose), "the profile list")
+            choose = app.screen
+            assert "grbl-macro-mpe65" in choose.options
+            choose.dismiss("grbl-macro-mpe65")
+            await until(pilot, lambda: app.profile.name != "Simulated rig", "the other profile")
+            assert f"profile: {app.profile.name}" in screen_text(app)
+            await until(pilot, lambda: app.rig_screen.here is not None, "the new rig connected")
+            await pilot.press("escape")
+            await pilot.press("q")
+
+    asyncio.run(drive())

@@ -50,7 +50,7 @@ class HostThatSwitches(Host):
         super().__init__(profile)
         self.used: list[Profile] = []
 
-    def use_profile(self, profile: Profile) -> None:
+    def use_profile(self, profile: Profile, path: Path | None = None) -> None:
         self.used.append(profile)
         self.profile = profile
 
@@ -157,7 +157,7 @@ def test_the_list_shows_the_shipped_profiles_and_the_one_in_use() -> None:
         table = screen.query_one("#pf-table", DataTable)
         row = table.get_row_at(table.cursor_row)
         assert row == ["*", "simulated", "shipped", "in use"]
-        assert "shipped, read-only" in text(pilot.app, "#pf-info")
+        assert "shipped with stackrig, read-only" in text(pilot.app, "#pf-info")
         assert "[rail]" in text(pilot.app, "#pf-text")  # the file itself, brackets and all
         assert 'protocol = "grbl"' in text(pilot.app, "#pf-text")
         await select(pilot, "sangaboard-20x")

@@ -46,8 +46,8 @@ def connected(then: list[str]) -> Callable[[Any], Awaitable[None]]:
 
 @pytest.mark.parametrize(
     "keys",
-    [[], ["question_mark"], ["p"], ["S"]],
-    ids=["rig", "help", "plan", "sessions"],
+    [[], ["question_mark"], ["p"], ["S"], ["P"]],
+    ids=["rig", "help", "plan", "sessions", "profiles"],
 )
 def test_screen(snap_compare: Any, keys: list[str]) -> None:
     assert snap_compare(app(), terminal_size=SIZE, run_before=connected(keys))

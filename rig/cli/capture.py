@@ -205,18 +205,11 @@ def _extend(folder: Any, journal: Any, extend: dict[str, int]) -> None:
 
 def _check_disk(plan: Any, profile: Any, root: Path) -> None:
     """The frames and the stack must fit, before a folder is made or the rail moves."""
-    import shutil
+    from rig.session.plan import disk_shortfall
 
-    from rig.session.plan import estimate
-
-    need = estimate(plan, profile).disk_bytes
-    existing = next(p for p in (root, *root.parents) if p.exists())
-    free = shutil.disk_usage(existing).free
-    if free < need:
-        raise SessionError(
-            f"the shoot needs about {need / 1e9:.1f} GB (frames and stack) but {existing} has "
-            f"{free / 1e9:.1f} GB free: free space or choose another folder with --output"
-        )
+    short = disk_shortfall(plan, profile, root)
+    if short:
+        raise SessionError(f"{short}: free space or choose another folder with --output")
 
 
 def _dry_run(axis: Any, plan: Any, args: argparse.Namespace) -> int:

@@ -194,13 +194,18 @@ def save_profile(profile: Profile, path: Path) -> None:
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Keep the previous version as ``.bak``, then write atomically (old or new, never half)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        shutil.copy2(path, path.with_name(path.name + ".bak"))
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            shutil.copy2(path, path.with_name(path.name + ".bak"))
         atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
     except StackingError as exc:
         raise ProfileError(str(exc)) from exc
+    except OSError as exc:
+        raise ProfileError(
+            f"{path} cannot be written ({exc.strerror or exc}): check the folder and its "
+            "permissions"
+        ) from exc
 
 
 # -- finding profiles ----------------------------------------------------------------------

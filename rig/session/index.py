@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rig.errors import RigError
+from rig.errors import RigError, SessionError
 from rig.session.folder import SessionFolder, read_session_file
 from rig.session.journal import read_journal, replay
 from rig.session.run import shot_positions
@@ -34,8 +34,12 @@ def list_sessions(root: Path) -> list[SessionSummary]:
     """Every session folder directly under ``root``, newest first (names start with the date)."""
     if not root.is_dir():
         return []
+    try:
+        folders = sorted((p for p in root.iterdir() if p.is_dir()), reverse=True)
+    except OSError as exc:
+        raise SessionError(f"{root} cannot be listed ({exc.strerror or exc})") from exc
     found = []
-    for path in sorted((p for p in root.iterdir() if p.is_dir()), reverse=True):
+    for path in folders:
         if (path / "journal.jsonl").is_file() and (path / "session.toml").is_file():
             found.append(summarise(path))
     return found
@@ -46,8 +50,8 @@ def summarise(path: Path) -> SessionSummary:
         folder = SessionFolder.open(path)
         record = read_session_file(folder)
         state = replay(read_journal(folder.journal))
-    except (RigError, OSError, ValueError) as exc:
-        return SessionSummary(path, "?", 0, 0, "unreadable", str(exc))
-    planned = len(shot_positions(record.plan, state.extended))
+        planned = len(shot_positions(record.plan, state.extended))
+    except (RigError, OSError, ValueError, KeyError, TypeError) as exc:  # whatever is on disk
+        return SessionSummary(path, "?", 0, 0, "unreadable", str(exc) or type(exc).__name__)
     outcome = state.outcome or ("interrupted" if state.requested else "not started")
     return SessionSummary(path, record.profile().name, planned, len(state.saved), outcome)

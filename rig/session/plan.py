@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable
+import shutil
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rig.devices.image_format import FORMAT_KEYS, format_kinds
@@ -325,6 +327,27 @@ def plan_warnings(plan: Plan, profile: Profile, dof: DepthOfField | None = None)
             "rail.soft_max_um"
         )
     return out
+
+
+def disk_shortfall(
+    plan: Plan,
+    profile: Profile,
+    root: Path,
+    free_bytes: Callable[[Path], int] = lambda p: shutil.disk_usage(p).free,
+) -> str | None:
+    """What is missing when the frames and the stack will not fit below ``root``, or None.
+
+    ``root`` need not exist yet: its nearest existing parent is asked.
+    """
+    need = estimate(plan, profile).disk_bytes
+    existing = next(p for p in (root, *root.parents) if p.exists())
+    free = free_bytes(existing)
+    if free >= need:
+        return None
+    return (
+        f"the shoot needs about {need / 1e9:.1f} GB (frames and stack) but {existing} has "
+        f"{free / 1e9:.1f} GB free"
+    )
 
 
 def outside_limits(

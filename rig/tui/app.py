@@ -56,6 +56,19 @@ class StackrigApp(App[None]):
         self.rig_screen = RigScreen(_step(profile), images)
         self.run_screen: RunScreen | None = None
         self.sub_title = profile.name + (" (simulated)" if simulate else "")
+        self.crashed: Exception | None = None  # a bug that ended the app, if one did
+
+    def _handle_exception(self, error: Exception) -> None:
+        """A bug in a handler. Textual would print its traceback over the operator's terminal
+        and exit: here the rail is stopped and the app exits; ``run_app`` then hands the error
+        to the command, which says it in one line and writes the traceback to the log."""
+        if self.is_headless:  # tests: Textual's own handling re-raises it to the test
+            super()._handle_exception(error)
+            return
+        if self.crashed is None:
+            self.crashed = error
+            self.owner.stop()
+            self.exit(return_code=1)
 
     def on_mount(self) -> None:
         self.push_screen(self.rig_screen)
@@ -68,7 +81,7 @@ class StackrigApp(App[None]):
     # -- messages from the owner thread ---------------------------------------------------------
 
     def on_connected(self, m: msg.Connected) -> None:
-        self._later(lambda said: self.rig_screen.show_devices(said), m.said)
+        self._later(self.rig_screen.show_devices, m)
 
     def on_note(self, m: msg.Note) -> None:
         self.notify(m.text, timeout=8)
@@ -119,7 +132,11 @@ class StackrigApp(App[None]):
 
     def action_plan(self) -> None:
         screen = self.rig_screen
-        self.push_screen(PlanScreen(self.profile, dict(screen.marks), screen.here))
+        self.push_screen(
+            PlanScreen(
+                self.profile, dict(screen.marks), screen.here, screen.referenced, self.captures_root
+            )
+        )
 
     def start_shoot(self, plan: Plan) -> None:
         if self._to_run_screen():
@@ -167,13 +184,14 @@ class StackrigApp(App[None]):
     def action_profiles(self) -> None:
         self.push_screen(ProfilesScreen(self.profile, self.profile_path))
 
-    def use_profile(self, profile: Profile) -> bool:
-        """Work with another rig profile: the devices are closed and opened as it says."""
+    def use_profile(self, profile: Profile, path: Path | None = None) -> bool:
+        """Work with another rig profile (from ``path``, if a file): the devices are closed and
+        opened as it says."""
         if self.owner.busy:
             self.notify("a shoot is running: finish or abort it first", severity="warning")
             return False
         self.owner.close()
-        self.profile = profile
+        self.profile, self.profile_path = profile, path
         self.sub_title = profile.name + (" (simulated)" if self.simulate else "")
         self.rig_screen.step_um = _step(profile)
         self.owner = RigOwner(profile, self.simulate, self.post_message)
@@ -242,4 +260,11 @@ def _step(profile: Profile) -> float:
 def run_app(
     profile: Profile, simulate: str | None, captures_root: Path, profile_path: Path | None
 ) -> None:
-    StackrigApp(profile, simulate, captures_root, profile_path=profile_path).run()
+    app = StackrigApp(profile, simulate, captures_root, profile_path=profile_path)
+    try:
+        app.run()
+    finally:
+        app.owner.close()  # however the app ended: the rail stopped, a session left resumable
+    if app.crashed is not None:
+        # The command's own handler says it in one line and logs the traceback.
+        raise app.crashed

@@ -20,6 +20,7 @@ class RigMessage(Message):
 @dataclass(eq=False)
 class Connected(RigMessage):
     said: list[str]  # one line per device, as connecting said it
+    axis: str = ""  # the focus axis: protocol, port, soft limits, backlash
 
 
 @dataclass(eq=False)
@@ -133,7 +134,8 @@ class FaultAsked(RigMessage):
 
 @dataclass(eq=False)
 class SessionEnded(RigMessage):
-    outcome: str  # "done", or why it stopped ("aborted", "failed", "paused", "disk", "error")
+    outcome: str  # "done", or why it stopped ("aborted", "failed", "paused", "disk", "error"),
+    # or "refused" (nothing was shot: no folder)
     message: str  # what to tell the operator
     folder: str
     advice: list[str]  # e.g. the command that extends the run

@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from rig.errors import CameraError, RailError, RigError
+from rig.errors import CameraError, RailError, RigError, SessionError
 from rig.profiles import Profile
 from rig.tui import messages as msg
 
@@ -44,6 +44,7 @@ class RigOwner:
         self._jobs: queue.Queue[tuple[str, Callable[[], object]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._serve, name="rig", daemon=True)
         self._stack = ExitStack()
+        self._last_here: float | None = None  # the position last read
 
     # -- from the app's thread --------------------------------------------------------------
 
@@ -66,10 +67,12 @@ class RigOwner:
                 self.devices.axis.stop()
 
     def jog(self, delta_um: float) -> None:
-        self._ask(f"jogging {delta_um:+g} um", lambda: self._axis().move_by(delta_um), True)
+        self._ask(f"jogging {delta_um:+g} um", lambda: self._moving(lambda a: a.move_by(delta_um)),
+                  True)  # fmt: skip
 
     def move_to(self, target_um: float) -> None:
-        self._ask(f"moving to {target_um:g} um", lambda: self._axis().move_to(target_um), True)
+        self._ask(f"moving to {target_um:g} um",
+                  lambda: self._moving(lambda a: a.move_to(target_um)), True)  # fmt: skip
 
     def set_zero(self) -> None:
         self._ask("zeroing", lambda: self._axis().set_zero())
@@ -130,10 +133,31 @@ class RigOwner:
         from rig.devices.factory import open_devices
 
         self.devices = open_devices(self.profile, self.simulate, self._stack)
-        self.post(msg.Connected(list(self.devices.said)))
+        self.post(msg.Connected(list(self.devices.said), self._axis_line()))
         self._look()
         if self.devices.settings_camera is not None:
             self._camera_state()
+
+    def _axis_line(self) -> str:
+        """What the Rig screen says about the focus axis: protocol, port, limits, backlash."""
+        r = self.profile.rail
+        axis = self.devices.axis
+        link = getattr(axis.driver, "link", None)
+        if r.protocol == "lens":
+            where = "the camera's focus motor"
+        else:
+            port = getattr(link, "port", None) or getattr(axis.driver, "port", None) or r.port
+            # The simulated controller's pty changes every run: not worth a line of the screen.
+            where = "the simulated controller" if self.simulate in ("all", "rail") else port
+        s = axis.settings
+        lo = "-inf" if s.soft_min_um is None else f"{s.soft_min_um:g}"
+        hi = "+inf" if s.soft_max_um is None else f"{s.soft_max_um:g}"
+        unlimited = s.soft_min_um is None and s.soft_max_um is None
+        limits = "no soft limits" if unlimited else f"soft limits {lo} .. {hi} um"
+        return (
+            f"focus: {r.protocol} on {where}; {limits}; backlash {s.backlash_um:g} um, "
+            f"approach from the {s.approach} side"
+        )
 
     def _axis(self) -> Any:
         if self.devices is None:
@@ -157,6 +181,12 @@ class RigOwner:
                  for names in SHOWN_SETTINGS if keys & set(names)]  # fmt: skip
         self.post(msg.CameraState(", ".join(p for p in parts if p), shown))
 
+    def _moving(self, move: Callable[[Any], object]) -> None:
+        """Say the axis is moving (where it started), then move it; _status says where it ended."""
+        axis = self._axis()
+        self.post(msg.RailStatus(self._last_here, axis.referenced, True))
+        move(axis)
+
     def _status(self) -> None:
         if self.devices is None:
             return
@@ -165,6 +195,7 @@ class RigOwner:
             here: float | None = axis.position_um()
         except RailError:
             here = None
+        self._last_here = here
         self.post(msg.RailStatus(here, axis.referenced, False))
 
     def _look(self) -> None:
@@ -183,17 +214,29 @@ class RigOwner:
             raise RailError("the rail is not referenced: zero it (z) or home it first")
 
     def _shoot(self, plan: Any, captures_root: Path) -> None:
+        from rig.session.plan import disk_shortfall
         from rig.session.run import new_session
 
-        self._ready()
+        try:  # refused before a folder is made or the rail moves
+            self._ready()
+            short = disk_shortfall(plan, self.profile, captures_root)
+            if short:
+                raise SessionError(f"{short}: free space, or shoot fewer frames")
+        except RigError as exc:
+            self.post(msg.SessionEnded("refused", str(exc), "", []))
+            return
         folder, journal = new_session(self.profile, plan, captures_root)
         self._run(folder, journal)
 
     def _resume(self, path: Path, extend: dict[str, int]) -> None:
         from rig.session.run import extend_session, open_session
 
-        self._ready()
-        folder, journal = open_session(path, finished=bool(extend))
+        try:
+            self._ready()
+            folder, journal = open_session(path, finished=bool(extend))
+        except RigError as exc:  # nothing was shot or changed
+            self.post(msg.SessionEnded("refused", str(exc), "", []))
+            return
         try:
             for end, steps in extend.items():
                 added = extend_session(folder, journal, end, steps)

@@ -3,6 +3,7 @@ the warnings before they hurt; Enter starts the shoot."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from textual.app import ComposeResult
@@ -12,9 +13,10 @@ from textual.screen import Screen
 from textual.widgets import Button, Header, Input, Label, Static
 
 from rig.errors import RigError
-from rig.profiles import Profile
+from rig.profiles import Profile, find_profile, list_profiles, load_profile
 from rig.session.optics import depth_of_field
-from rig.session.plan import Plan, estimate
+from rig.session.plan import Plan, disk_shortfall, estimate
+from rig.tui.screens.dialogs import Choose
 from rig.tui.widgets.footer import Footer
 
 
@@ -22,17 +24,26 @@ class PlanScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back to the rig"),
         Binding("ctrl+s", "start", "Start the shoot"),
+        Binding("ctrl+o", "other_profile", "Other profile"),
     ]
 
-    def __init__(self, profile: Profile, marks: dict[str, float], here_um: float | None) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        marks: dict[str, float],
+        here_um: float | None,
+        referenced: bool = True,
+        captures_root: Path | None = None,
+    ) -> None:
         super().__init__()
         self.profile, self.marks, self.here_um = profile, marks, here_um
+        self.referenced, self.captures_root = referenced, captures_root
         self.plan: Plan | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical(id="plan-form"):
-            yield Static(f"profile: {self.profile.name}", id="profile")
+            yield Static(_profile_line(self.profile), id="profile")
             yield Static(self._optics(), id="optics")
             for key, label, value in self._fields():
                 with Horizontal(classes="field"):
@@ -101,11 +112,41 @@ class PlanScreen(Screen[None]):
             f"{p.step_um:.4g} um; about {_duration(e.duration_s)}, "
             f"{e.disk_bytes / 1e9:.2f} GB ({e.frame_source})"
         )
-        warnings_view.update("\n".join(f"! {w}" for w in e.warnings))
+        warnings = list(e.warnings)
+        if not self.referenced:
+            warnings.append("the rail is not referenced: zero it (z) or home it before shooting")
+        if self.captures_root is not None:
+            short = disk_shortfall(self.plan, self.profile, self.captures_root)
+            if short:
+                warnings.append(f"{short}: free space, or shoot fewer frames")
+        warnings_view.update("\n".join(f"! {w}" for w in warnings))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "go":
             self.action_start()
+
+    def action_other_profile(self) -> None:
+        app: Any = self.app
+        names = list(dict.fromkeys(entry.name for entry in list_profiles()))  # user ones first
+        current = app.profile_path.stem if app.profile_path is not None else None
+
+        def chosen(name: str | None) -> None:
+            if name is None or name == current:
+                return
+            try:
+                profile = load_profile(find_profile(name))
+            except RigError as exc:
+                self.notify(str(exc), title="that profile cannot be used", severity="error")
+                return
+            if app.use_profile(profile, find_profile(name)):
+                self.profile = profile
+                self.query_one("#profile", Static).update(
+                    f"profile: {profile.name} (ctrl+o: another)"
+                )
+                self.query_one("#optics", Static).update(self._optics())
+                self._replan()
+
+        self.app.push_screen(Choose("Profile", names, current), chosen)
 
     def action_start(self) -> None:
         if self.plan is None:
@@ -113,6 +154,10 @@ class PlanScreen(Screen[None]):
             return
         app: Any = self.app
         app.start_shoot(self.plan)
+
+
+def _profile_line(profile: Profile) -> str:
+    return f"profile: {profile.name} (ctrl+o: another)"
 
 
 def _duration(seconds: float) -> str:

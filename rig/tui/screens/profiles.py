@@ -616,10 +616,10 @@ class ProfilesScreen(Screen[None]):
 
     def _about(self, row: Row) -> list[str]:
         e = row.entry
-        if e.shipped:
-            lines = [f"{e.name}: shipped, read-only (e edits a copy)  {e.path}"]
+        if e.shipped:  # where the package lives says nothing to the operator
+            lines = [f"{e.name}: shipped with stackrig, read-only (e edits a copy)"]
         else:
-            lines = [f"{e.name}: your profile (e edits it)  {e.path}"]
+            lines = [f"{e.name}: your profile (e edits it)  {_home_short(e.path)}"]
         if row.hidden:
             lines.append(f"your profile {e.name!r} is used instead of this one by that name")
         if self.in_use is not None and self.rows[self.in_use] is row:
@@ -673,7 +673,7 @@ class ProfilesScreen(Screen[None]):
                 severity="warning",
             )
             return
-        if use(row.loaded.profile) is False:  # the app refused (it says why)
+        if use(row.loaded.profile, row.entry.path) is False:  # the app refused (it says why)
             return
         self.profile_in_use, self.in_use_path = row.loaded.profile, row.entry.path
         self.action_reload()
@@ -703,3 +703,11 @@ def _raw(path: Path) -> dict[str, Any] | None:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return None
     return data if data.get("schema_version") == SCHEMA_VERSION else None
+
+
+def _home_short(path: Path) -> str:
+    """``path`` with the home folder as ``~``, as the operator would type it."""
+    try:
+        return "~/" + str(path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)

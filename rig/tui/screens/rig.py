@@ -45,6 +45,7 @@ class RigScreen(Screen[None]):
         super().__init__()
         self.step_um, self.images = step_um, images
         self.here: float | None = None
+        self.referenced = False  # as the last status said
         self.marks: dict[str, float] = {}
         self.camera_settings: list[Any] = []
 
@@ -71,18 +72,18 @@ class RigScreen(Screen[None]):
 
     # -- what the owner thread said -------------------------------------------------------------
 
-    def show_devices(self, said: list[str]) -> None:
-        self.query_one("#devices", Static).update("\n".join(said))
+    def show_devices(self, connected: msg.Connected) -> None:
+        lines = [*connected.said, connected.axis] if connected.axis else connected.said
+        self.query_one("#devices", Static).update("\n".join(lines))
         self.query_one("#jog-keys", Static).update(self._keys())  # the profile's step
 
     def show_status(self, status: msg.RailStatus) -> None:
         self.here = status.position_um
-        if status.position_um is None:
-            text = "rail: position unknown"
-        elif not status.referenced:
-            text = f"rail: {status.position_um:.1f} um, NOT REFERENCED: zero (z) or home it"
-        else:
-            text = f"rail: {status.position_um:.1f} um"
+        self.referenced = status.referenced
+        at = "position unknown" if status.position_um is None else f"{status.position_um:.1f} um"
+        text = f"rail: moving from {at}" if status.moving else f"rail: {at}, idle"
+        if not status.referenced:
+            text += ", NOT REFERENCED: zero (z) or home it"
         self.query_one("#rail", Static).update(text)
 
     def show_camera(self, state: msg.CameraState) -> None:

@@ -139,7 +139,7 @@ class RunScreen(Screen[None]):
                 "x extends the run as the verdict suggests: "
                 + ", ".join(f"{n} more at the {end} end" for end, n in m.extend.items())
             )
-        if m.outcome != "done":
+        if m.outcome != "done" and m.folder:
             lines.append(f"the session resumes with: stackrig capture --resume {m.folder}")
         lines.append("r: back to the rig")
         self.query_one("#state", Static).update(f"session: {m.outcome}")

@@ -4,6 +4,7 @@ another method in the background."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from rig.session.journal import read_journal
 from rig.tui.screens.dialogs import Choose
 from rig.tui.widgets.footer import Footer
 from stacking.settings import METHODS
+
+log = logging.getLogger("stackrig.tui")
 
 
 class SessionsScreen(Screen[None]):
@@ -50,7 +53,11 @@ class SessionsScreen(Screen[None]):
     def action_reload(self) -> None:
         table = self.query_one("#sessions", DataTable)
         table.clear()
-        self.sessions = list_sessions(self.root)
+        try:
+            self.sessions = list_sessions(self.root)
+        except RigError as exc:
+            self.sessions = []
+            self.notify(str(exc), title="sessions", severity="error")
         for s in self.sessions:
             result = s.outcome if not s.problem else f"unreadable: {s.problem}"
             table.add_row(s.name, s.profile, f"{s.saved}/{s.planned}", result)
@@ -114,10 +121,10 @@ class SessionsScreen(Screen[None]):
         from stacking.errors import StackingError
 
         app = self.app
-        folder = SessionFolder.open(path)
-        settings = replace(read_session_file(folder).profile().stack_settings(), method=method)
-        report = folder.outputs.report
         try:
+            folder = SessionFolder.open(path)
+            settings = replace(read_session_file(folder).profile().stack_settings(), method=method)
+            report = folder.outputs.report
             job = restack.prepare(
                 [folder.frames],
                 path / f"stack-{method}.tif",
@@ -134,6 +141,11 @@ class SessionsScreen(Screen[None]):
         except (RigError, StackingError) as exc:
             app.call_from_thread(app.notify, str(exc), title="re-stack failed", severity="error")
             return
+        except Exception as exc:  # a bug: one line here, the traceback in the log
+            log.exception("re-stack of %s failed", path)
+            app.call_from_thread(app.notify, f"internal error: {exc} (details in the log)",
+                                 title="re-stack failed", severity="error")  # fmt: skip
+            return
         app.call_from_thread(app.notify, f"re-stacked {path.name} -> {outcome.outputs.image}")
 
 
@@ -141,7 +153,7 @@ def _suggested(path: Path) -> dict[str, int]:
     """The extension the session's last verdict suggested (none for an unfinished one)."""
     try:
         events = read_journal(path / "journal.jsonl")
-    except (OSError, ValueError):
+    except (RigError, OSError, ValueError):  # a damaged journal suggests nothing
         return {}
     ends = [e for e in events if e.type == "session_finished"]
     coverage = ends[-1].get("coverage") if ends else None
