@@ -52,12 +52,14 @@ class RigScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal():
+            # What the operator needs at every size first: where the rail is and the keys
+            # (STOP among them); what connecting said last, cut off first on a small terminal.
             with Vertical(id="rig-side"):
-                yield Static("connecting ...", id="devices")
                 yield Static("", id="rail")
-                yield Static("", id="camera")
-                yield Static("", id="marks")
+                yield Static("start, end: not set yet (s, e)", id="marks")
                 yield Static(self._keys(), id="jog-keys")
+                yield Static("", id="camera")
+                yield Static("connecting ...", id="devices")
             yield LiveView(renderer=self.images, id="live")
         yield Footer()
 
