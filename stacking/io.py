@@ -37,7 +37,7 @@ import struct
 import unicodedata
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -116,29 +116,34 @@ class InputList:
 
     images: list[Path]
     skipped: list[Path]
+    # (dropped, kept): a file reached again (given twice, through a folder and by name, or
+    # through a link) is stacked once, where it came first
+    duplicates: list[tuple[Path, Path]] = field(default_factory=list)
 
 
 def collect_inputs(inputs: Sequence[str | Path]) -> InputList:
     """Expand folders (direct children only, hidden files ignored) and files into input images.
 
-    Both lists are naturally sorted and free of duplicates (the same file reached twice keeps the
-    first spelling). A missing path raises ImageReadError.
+    The order is the one given: files where they are named, each folder's files in natural
+    order (frame_2 before frame_10) where the folder is named; a stack shot from the far end
+    can be given file by file. A missing path raises ImageReadError.
     """
     images: dict[Path, Path] = {}
     skipped: dict[Path, Path] = {}
+    duplicates: list[tuple[Path, Path]] = []
     for given in inputs:
         for path in _candidates(Path(given)):
             bucket = images if path.suffix.lower() in IMAGE_SUFFIXES else skipped
-            bucket.setdefault(path.resolve(), path)
-    return InputList(
-        images=sorted(images.values(), key=natural_key),
-        skipped=sorted(skipped.values(), key=natural_key),
-    )
+            first = bucket.setdefault(path.resolve(), path)
+            if first is not path and bucket is images:
+                duplicates.append((path, first))
+    return InputList(list(images.values()), list(skipped.values()), duplicates)
 
 
 def _candidates(path: Path) -> list[Path]:
     if path.is_dir():
-        return [p for p in path.iterdir() if not p.name.startswith(".") and not p.is_dir()]
+        files = [p for p in path.iterdir() if not p.name.startswith(".") and not p.is_dir()]
+        return sorted(files, key=natural_key)
     if path.exists():
         return [path]
     raise ImageReadError(path, "no such file or folder")

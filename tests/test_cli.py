@@ -180,3 +180,15 @@ def test_profile_settings_with_explicit_overrides(frames: Path, tmp_path: Path) 
     assert main([*args, "--method", "depthmap"]) == 0
     used = json.loads((tmp_path / "r.tif.stack.json").read_text())["settings"]
     assert used["method"] == "depthmap" and used["align"] == "translation"
+
+
+def test_files_named_one_by_one_are_stacked_in_that_order_and_a_repeat_once(
+    frames: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    named = [frames / n for n in ("frame_11.jpg", "frame_2.jpg", "frame_10.jpg", "frame_11.jpg")]
+    out = tmp_path / "back-to-front.tif"
+    assert main(["stack", *map(str, named), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "frame_11.jpg: the same file as" in err and "stacked once" in err
+    report = json.loads((tmp_path / "back-to-front.tif.stack.json").read_text())
+    assert [f["name"] for f in report["frames"]] == ["frame_11.jpg", "frame_2.jpg", "frame_10.jpg"]

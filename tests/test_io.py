@@ -145,13 +145,27 @@ def test_collect_inputs_scans_folders_and_files(tmp_path: Path) -> None:
     again = shots / ".." / "shots" / "frame_2.JPG"  # same file, other spelling
     found = sio.collect_inputs([shots, str(extra), readme, again, shots])
 
+    # Given order; a folder's files in natural order where the folder is named.
     assert found.images == [
-        extra,
         shots / "frame_1.nef",
         shots / "frame_2.JPG",
         shots / "frame_10.jpg",
+        extra,
     ]
-    assert found.skipped == [readme, shots / "notes.txt"]
+    assert found.skipped == [shots / "notes.txt", readme]
+    assert (again, shots / "frame_2.JPG") in found.duplicates
+    assert len(found.duplicates) == 4  # "again", then the folder's three images once more
+
+
+def test_files_given_one_by_one_keep_their_order_and_a_link_is_a_duplicate(
+    tmp_path: Path,
+) -> None:
+    a, b, c = (write(tmp_path / f"{n}.jpg", b"") for n in "abc")
+    link = tmp_path / "link.jpg"
+    link.symlink_to(a)
+    found = sio.collect_inputs([a, c, b, link])
+    assert found.images == [a, c, b]  # a stack shot back to front, given back to front
+    assert found.duplicates == [(link, a)]
 
 
 def test_collect_inputs_missing_path_is_an_error(tmp_path: Path) -> None:

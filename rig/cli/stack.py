@@ -66,8 +66,10 @@ OVERRIDES = (
 
 SUMMARY = "stack captured frames (folders or files) into one all-in-focus image"
 DETAILS = (
-    "Frames are taken in natural name order (frame_2 before frame_10); the first is the "
-    "reference geometry. Earlier stackrig results in the input folders are recognised and left out."
+    "Frames are taken in the order given: a folder's files in natural name order (frame_2 "
+    "before frame_10), files named one by one as named; the first is the reference geometry. "
+    "A file given twice is stacked once. Earlier stackrig results in the input folders are "
+    "recognised and left out."
 )
 
 

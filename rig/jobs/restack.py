@@ -44,6 +44,9 @@ def prepare(
     found = io.collect_inputs(inputs)
     reports = [p for p in found.skipped if p.name.endswith(REPORT_SUFFIX)]  # ours: no warning
     skipped = [(p, "not an image stackrig reads") for p in found.skipped if p not in reports]
+    skipped += [
+        (p, f"the same file as {kept}, given again: stacked once") for p, kept in found.duplicates
+    ]
     earlier = earlier_results({p.parent for p in found.images} | {output.parent})
     frames = []
     for path in found.images:
