@@ -376,3 +376,20 @@ def test_the_plan_screen_warns_refuses_a_shoot_the_disk_cannot_hold_and_switches
             await pilot.press("q")
 
     asyncio.run(drive())
+
+
+def test_a_rail_that_cannot_be_opened_shows_what_the_doctor_finds(tmp_path: Path) -> None:
+    profile = load_profile(find_profile("simulated"))
+    profile.rail.port = str(tmp_path / "no-such-port")
+    app = StackrigApp(profile, "camera", tmp_path / "captures")  # the rail is real here
+
+    async def drive() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: "doctor says" in screen_text(app), "the doctor's findings")
+            text = screen_text(app)
+            assert "the rail is not connected" in text
+            assert f"FAIL rail: no grbl controller on {profile.rail.port}" in text
+            assert "fix: connect and power the controller" in text
+            await pilot.press("q")
+
+    asyncio.run(drive())

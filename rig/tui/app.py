@@ -83,6 +83,9 @@ class StackrigApp(App[None]):
     def on_connected(self, m: msg.Connected) -> None:
         self._later(self.rig_screen.show_devices, m)
 
+    def on_diagnosis(self, m: msg.Diagnosis) -> None:
+        self._later(self.rig_screen.show_diagnosis, m)
+
     def on_note(self, m: msg.Note) -> None:
         self.notify(m.text, timeout=8)
 

@@ -24,6 +24,15 @@ class Connected(RigMessage):
 
 
 @dataclass(eq=False)
+class Diagnosis(RigMessage):
+    """What ``stackrig doctor`` found wrong with a device that is missing or was refused."""
+
+    device: str  # "camera" or "rail"
+    error: str  # what connecting said
+    findings: list[str]  # "FAIL title", each followed by its "fix: ..." line
+
+
+@dataclass(eq=False)
 class Note(RigMessage):
     """Something a command said that the operator should read (not an error)."""
 

@@ -132,11 +132,30 @@ class RigOwner:
     def _connect(self) -> None:
         from rig.devices.factory import open_devices
 
-        self.devices = open_devices(self.profile, self.simulate, self._stack)
+        try:
+            self.devices = open_devices(self.profile, self.simulate, self._stack)
+        except (RailError, CameraError) as exc:
+            self._diagnose("rail" if isinstance(exc, RailError) else "camera", str(exc))
+            raise
         self.post(msg.Connected(list(self.devices.said), self._axis_line()))
         self._look()
         if self.devices.settings_camera is not None:
             self._camera_state()
+
+    def _diagnose(self, device: str, error: str) -> None:
+        """The doctor's findings for a real device that is missing or refused (a simulated
+        one has nothing the doctor could check)."""
+        simulated = {"all": ("camera", "rail"), "camera": ("camera",), "rail": ("rail",)}
+        if device in simulated.get(self.simulate or "", ()):
+            return
+        from rig.doctor import findings_for_rig
+
+        lines = []
+        for f in findings_for_rig(self.profile, device):
+            lines.append(f"{f.status.upper()} {f.title}")
+            if f.fix:
+                lines.append(f"  fix: {f.fix}")
+        self.post(msg.Diagnosis(device, error, lines))
 
     def _axis_line(self) -> str:
         """What the Rig screen says about the focus axis: protocol, port, limits, backlash."""

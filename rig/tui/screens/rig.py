@@ -56,6 +56,7 @@ class RigScreen(Screen[None]):
             # (STOP among them); what connecting said last, cut off first on a small terminal.
             with Vertical(id="rig-side"):
                 yield Static("", id="rail")
+                yield Static("", id="doctor")
                 yield Static("start, end: not set yet (s, e)", id="marks")
                 yield Static(self._keys(), id="jog-keys")
                 yield Static("", id="camera")
@@ -78,6 +79,13 @@ class RigScreen(Screen[None]):
         lines = [*connected.said, connected.axis] if connected.axis else connected.said
         self.query_one("#devices", Static).update("\n".join(lines))
         self.query_one("#jog-keys", Static).update(self._keys())  # the profile's step
+
+    def show_diagnosis(self, d: msg.Diagnosis) -> None:
+        """A device missing or refused: what connecting said and what the doctor found."""
+        lines = [f"the {d.device} is not connected: {d.error}", "stackrig doctor says:"]
+        lines += d.findings or ["  nothing more to check: see the line above"]
+        self.query_one("#doctor", Static).update("\n".join(lines))
+        self.query_one("#devices", Static).update("")  # no longer "connecting ..."
 
     def show_status(self, status: msg.RailStatus) -> None:
         self.here = status.position_um
