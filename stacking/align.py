@@ -24,7 +24,8 @@ from stacking.report import FrameReport
 from stacking.settings import MODELS
 
 # Sobel gradient (0..1 images) that stands out from sensor noise and JPEG noise.
-_TEXTURE_GRADIENT = 0.03
+_TEXTURE_GRADIENT = 0.03  # of the data's own white (data_level)
+_NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 
 _ECC_MOTION = {
     "translation": cv2.MOTION_TRANSLATION,
@@ -218,11 +219,36 @@ def _from_work(t: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
 
 
 def is_mostly_blank(gray: np.ndarray, min_fraction: float) -> bool:
-    """True when almost no pixel carries texture above the image's own noise."""
+    """True when almost no pixel carries texture above the image's own noise.
+
+    The cuts follow the data, not its container: 12-bit values in a 16-bit file, or a dim
+    specimen using a tenth of the range, are as textured as the same frame at full range.
+    A frame whose whole variation is its noise (a lens cap, a dark field) is blank.
+    """
+    level = data_level(gray)
+    if level <= 0:
+        return True
     mag = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
-    # Anything below a few grey levels (8-bit) is sensor noise or compression, not texture.
-    textured = float(np.count_nonzero(mag > 0.04)) / mag.size
-    return textured < min_fraction or float(gray.std()) < 0.004
+    # Below a few grey levels of the data's white (8-bit) is noise or compression, not texture.
+    textured = float(np.count_nonzero(mag > 0.04 * level)) / mag.size
+    spread = float(gray.std())
+    return textured < min_fraction or spread < max(0.004 * level, 3.0 * noise_sigma(gray))
+
+
+def data_level(gray: np.ndarray) -> float:
+    """The data's own white: the 99.9th percentile (a few hot pixels do not count)."""
+    return float(np.percentile(gray, 99.9))
+
+
+def noise_sigma(gray: np.ndarray) -> float:
+    """Sensor noise (standard deviation) of an image, from its finest-scale residual.
+
+    Immerkaer's operator cancels smooth structure; the median of its response, unlike the
+    mean, is not pulled up by the edges it leaves. For Gaussian noise the response has six
+    times the noise's deviation, and its median absolute value 0.6745 of that.
+    """
+    response = cv2.filter2D(gray, cv2.CV_32F, _NOISE_KERNEL)
+    return float(np.median(np.abs(response))) / (6.0 * 0.6745)
 
 
 def gradient_mask(gray: np.ndarray) -> np.ndarray:
@@ -234,7 +260,7 @@ def gradient_mask(gray: np.ndarray) -> np.ndarray:
     sensor noise, and generously grown.
     """
     mag = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
-    mask = (mag > _TEXTURE_GRADIENT).astype(np.uint8) * 255
+    mask = (mag > _TEXTURE_GRADIENT * data_level(gray)).astype(np.uint8) * 255
     grow = max(3, (min(gray.shape) // 50) | 1)
     mask = cv2.dilate(mask, np.ones((grow, grow), np.uint8))
     if np.count_nonzero(mask) < 0.02 * mask.size:

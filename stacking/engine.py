@@ -32,6 +32,11 @@ from stacking.settings import StackSettings
 
 __all__ = ["Coverage", "FrameReport", "StackEngine", "StackResult", "StackSettings"]
 
+# Below this share of the sharpest frame's sharpness the result is called softer than it: the
+# focus measure of a good stack is at or above its best frame's; 5 % leaves room for the noise
+# a stack averages away, which the measure partly counts as detail.
+SOFTER_THAN_BEST = 0.95
+
 
 @dataclass
 class StackResult:
@@ -49,6 +54,30 @@ class StackResult:
     @property
     def rejected(self) -> list[FrameReport]:
         return [r for r in self.reports if not r.accepted]
+
+    @property
+    def softness(self) -> str | None:
+        """Said loudly when the result is softer than its own sharpest frame, else None.
+
+        A stack takes every place from the frame sharpest there, so it must measure at least
+        as sharp as any one frame (same focus measure, same scale). Less means the fusion
+        blended detail away: frames out of register (a subject that moved, a focus order that
+        goes back and forth), or noise steering the weights.
+        """
+        frames = self.accepted
+        if len(frames) < 2 or self.sharpness <= 0:
+            return None
+        best = max(frames, key=lambda r: r.sharpness)
+        if self.sharpness >= SOFTER_THAN_BEST * best.sharpness:
+            return None
+        return (
+            f"the result is softer than its sharpest frame ({best.name}: sharpness "
+            f"{self.sharpness:.4g} against {best.sharpness:.4g}, "
+            f"{self.sharpness / best.sharpness:.2f}x): detail was blended away. Likely "
+            "causes: frames out of register (the subject moved, or the focus went back and "
+            "forth: check the frame order), or noise steering the weights. Try --method "
+            "depthmap, --align affine, or leave out the frames that moved"
+        )
 
 
 @dataclass

@@ -73,6 +73,7 @@ _EXIF_IFD = 0x8769
 _GPS_IFD = 0x8825
 # Baseline TIFF text tags: the part of the EXIF a TIFF written by tifffile can hold.
 _TIFF_TEXT_TAGS = (270, 271, 272, 306, 315, 33432)
+_DESCRIPTION = 270
 _JPEG_MAX_EXIF = 65533  # APP1 payload limit (65535 minus the length field)
 
 # Keep the file's bit depth, drop alpha, and leave orientation to us (OpenCV ignores it for JPEG
@@ -163,6 +164,7 @@ class ImageFile:
     icc: bytes | None  # ICC profile
     source: Path
     is_raw: bool
+    mono: bool = False  # the file held one channel (gray): its stack is written gray too
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,7 @@ def read_image(path: str | Path) -> ImageFile:
     _check_complete(path, data, kind)
     check_size(path, _header_size(io.BytesIO(data)))
     meta = _tiff_metadata(data) if kind == "tiff" else _pillow_metadata(data)
-    pixels = _decode(path, data, kind, meta.orientation)
+    pixels, mono = _decode(path, data, kind, meta.orientation)
     return ImageFile(
         pixels=pixels,
         bit_depth=8 if pixels.dtype == np.uint8 else 16,
@@ -197,6 +199,7 @@ def read_image(path: str | Path) -> ImageFile:
         icc=meta.icc,
         source=path,
         is_raw=False,
+        mono=mono,
     )
 
 
@@ -306,7 +309,8 @@ def _jpeg_reaches_end(data: bytes) -> bool:
             pos = found.start()
 
 
-def _decode(path: Path, data: bytes, kind: str, orientation: int) -> np.ndarray:
+def _decode(path: Path, data: bytes, kind: str, orientation: int) -> tuple[np.ndarray, bool]:
+    """(upright RGB pixels, whether the file held gray)."""
     try:
         decoded = cv2.imdecode(np.frombuffer(data, np.uint8), _CV2_READ_FLAGS)
     except cv2.error:
@@ -314,10 +318,12 @@ def _decode(path: Path, data: bytes, kind: str, orientation: int) -> np.ndarray:
     if decoded is not None:
         pixels = _to_rgb(_native_depth(path, decoded), bgr=True)
         # OpenCV has already applied a TIFF's Orientation tag.
-        return pixels if kind == "tiff" else _apply_orientation(pixels, orientation)
+        upright = pixels if kind == "tiff" else _apply_orientation(pixels, orientation)
+        return upright, _is_gray(decoded)
     if kind == "tiff":
-        pixels = _to_rgb(_native_depth(path, _decode_tiff(path, data)), bgr=False)
-        return _apply_orientation(pixels, orientation)
+        raw = _decode_tiff(path, data)
+        pixels = _to_rgb(_native_depth(path, raw), bgr=False)
+        return _apply_orientation(pixels, orientation), _is_gray(raw)
     raise ImageReadError(
         path, f"file is damaged ({kind.upper()} data cannot be decoded); copy it again"
     )
@@ -354,6 +360,10 @@ def _native_depth(path: Path, pixels: np.ndarray) -> np.ndarray:
         f"{pixels.dtype} samples are not supported (32-bit or signed integers); "
         "save the image as an 8- or 16-bit TIFF",
     )
+
+
+def _is_gray(decoded: np.ndarray) -> bool:
+    return decoded.ndim == 2 or decoded.shape[2] <= 2  # gray, or gray + alpha
 
 
 def _to_rgb(pixels: np.ndarray, *, bgr: bool) -> np.ndarray:
@@ -417,6 +427,13 @@ def _tiff_metadata(data: bytes) -> _Metadata:
         return _Metadata()
 
 
+def _describes_layout(value: object) -> bool:
+    """An ImageDescription that tifffile or ImageJ wrote about the file's own layout (shape,
+    axes, slices): untrue of any other file, so it is never carried into an output."""
+    text = value.strip() if isinstance(value, str) else ""
+    return (text.startswith("{") and '"shape"' in text) or text.startswith("ImageJ=")
+
+
 def _parse_exif(block: bytes) -> Image.Exif:
     parsed = Image.Exif()
     parsed.load(block.removeprefix(_EXIF_HEADER))
@@ -426,7 +443,7 @@ def _parse_exif(block: bytes) -> Image.Exif:
 def _descriptive_exif(ifd0: Image.Exif) -> bytes | None:
     out = Image.Exif()
     for tag in (*_TIFF_TEXT_TAGS, _ORIENTATION):
-        if tag in ifd0:
+        if tag in ifd0 and not (tag == _DESCRIPTION and _describes_layout(ifd0[tag])):
             out[tag] = ifd0[tag]
     for tag in (_EXIF_IFD, _GPS_IFD):
         sub_ifd = ifd0.get_ifd(tag)

@@ -119,3 +119,19 @@ def test_feature_fallback_rescues_what_ecc_cannot() -> None:
     found = align.estimate_motion(gray_a, gray_b, settings, np.eye(3))
     assert found is not None and found[2] == "features+ecc"
     assert _corner_error(found[0], truth, scene.shape) < 0.3
+
+
+def test_blankness_follows_the_data_not_its_container() -> None:
+    from stacking.align import is_mostly_blank
+
+    rng = np.random.default_rng(5)
+    scene = cv2.GaussianBlur(rng.random((480, 640)).astype(np.float32), (0, 0), 3)
+    scene = (scene - scene.min()) / (scene.max() - scene.min())
+    noise = rng.normal(0, 0.002, scene.shape).astype(np.float32)
+    assert not is_mostly_blank(scene + noise, 0.005)
+    # The same frame as 12-bit data in a 16-bit file, or a dim specimen: still textured.
+    assert not is_mostly_blank(scene / 16 + noise / 16, 0.005)
+    # A lens cap: black with sensor noise. A grey card: flat with noise. Both are blank.
+    assert is_mostly_blank(np.abs(rng.normal(0, 0.01, scene.shape)).astype(np.float32), 0.005)
+    assert is_mostly_blank((0.5 + noise).astype(np.float32), 0.005)
+    assert is_mostly_blank(np.zeros_like(scene), 0.005)

@@ -192,3 +192,21 @@ def test_files_named_one_by_one_are_stacked_in_that_order_and_a_repeat_once(
     assert "frame_11.jpg: the same file as" in err and "stacked once" in err
     report = json.loads((tmp_path / "back-to-front.tif.stack.json").read_text())
     assert [f["name"] for f in report["frames"]] == ["frame_11.jpg", "frame_2.jpg", "frame_10.jpg"]
+
+
+def test_mono_16_bit_frames_stack_to_a_mono_16_bit_tiff_with_true_metadata(
+    frames: Path, tmp_path: Path
+) -> None:
+    mono = tmp_path / "mono"
+    mono.mkdir()
+    for src in sorted(frames.glob("*.jpg")):
+        gray = cv2.cvtColor(cv2.imread(str(src)), cv2.COLOR_BGR2GRAY).astype(np.uint16) * 16
+        tifffile.imwrite(mono / f"{src.stem}.tif", gray)  # tifffile's own shape description
+    out = tmp_path / "mono-stack.tif"
+    assert main(["stack", str(mono), "-o", str(out), "-q"]) == 0
+    with tifffile.TiffFile(out) as tif:
+        page = tif.pages[0]
+        assert page.shape == (288, 384) and page.dtype == np.uint16
+        assert page.photometric == tifffile.PHOTOMETRIC.MINISBLACK
+        assert "shape" not in (page.description or "")  # not the input's layout
+        assert tif.series[0].shape == (288, 384)  # consistent: no "shape does not match"

@@ -10,7 +10,7 @@ import pytest
 from helpers import SHARED, expose, focus_stack, render, similarity, textured_scene, to_u8
 
 from stacking import accumulate, focus
-from stacking.engine import StackEngine, StackSettings
+from stacking.engine import FrameReport, StackEngine, StackResult, StackSettings
 from stacking.errors import FrameMismatchError, NothingToStackError
 from stacking.geometry import inner_rectangle
 
@@ -239,3 +239,32 @@ def test_every_model_and_measure_stacks(model: str, measure: str) -> None:
     assert _psnr(_interior(result.image, 20), _interior(scene, 20)) > _psnr(
         _interior(blurred, 20), _interior(scene, 20)
     )
+
+
+def _result(sharpness: float, frames: list[float]) -> StackResult:
+    eye = np.eye(3).tolist()
+    reports = [
+        FrameReport(i, f"f{i}.jpg", True, None, eye, [1.0] * 3, [0.0] * 3, 1.0, "ecc", s, 0.1)
+        for i, s in enumerate(frames)
+    ]
+    empty = np.zeros((2, 2, 3), np.float32)
+    return StackResult(empty, np.zeros((2, 2), np.uint16), reports, None, sharpness,
+                       StackEngine().coverage())  # fmt: skip
+
+
+def test_a_result_softer_than_its_sharpest_frame_is_said_loudly() -> None:
+    soft = _result(0.5, [0.3, 0.8, 0.4]).softness
+    assert soft is not None and "f1.jpg" in soft and "softer than its sharpest frame" in soft
+    assert "0.62x" in soft and "--method depthmap" in soft
+    assert _result(0.79, [0.3, 0.8, 0.4]).softness is None  # within the noise allowance
+    assert _result(0.9, [0.3, 0.8, 0.4]).softness is None
+
+
+def test_a_good_stack_is_at_least_as_sharp_as_its_sharpest_frame() -> None:
+    frames, _ = focus_stack(textured_scene(), 6)
+    engine = StackEngine()
+    for f in frames:
+        engine.add(f)
+    result = engine.finalize()
+    assert result.softness is None
+    assert result.sharpness >= max(r.sharpness for r in result.accepted)

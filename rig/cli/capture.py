@@ -139,6 +139,8 @@ def run_capture(args: argparse.Namespace) -> int:
         f"before) -> {o.outputs.image}{said}"
     )
     say(f"coverage: {o.result.coverage.verdict}")
+    if o.result.softness:
+        say(f"warning: {o.result.softness}", err=True)
     for line in result.extension_advice():
         say(f"  to extend: {line}")
     if result.note:

@@ -191,6 +191,8 @@ def _print_summary(outcome: object, given: int) -> None:
     mean = outcome.inputs_sharpness
     ratio = result.sharpness / mean if mean else 0.0
     say(f"  sharpness {result.sharpness:.4f} vs inputs' mean {mean:.4f} ({ratio:.2f}x)", err=True)
+    if result.softness:
+        say(f"warning: {result.softness}", err=True)
     per = outcome.seconds / max(1, given)
     say(
         f"  time {outcome.seconds:.1f} s ({per:.2f} s/frame), peak memory "

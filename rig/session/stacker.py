@@ -23,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from rig.outputs import StackOutputs, results_listed_in
@@ -169,6 +170,7 @@ class StackingWorker:
         unusable: list[tuple[Path, str]] = []
         first: _Metadata | None = None  # the first frame's EXIF and ICC, for the result
         deep = False
+        mono: bool | None = None  # every frame gray: the stack is written gray
         handled = 0
         last_handled = started
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader") as reader:
@@ -183,6 +185,7 @@ class StackingWorker:
                     assert isinstance(loaded, io.ImageFile)
                     first = first or _Metadata(loaded.exif, loaded.icc)  # not the pixels: 72+ MB
                     deep = deep or loaded.bit_depth == 16 or loaded.is_raw
+                    mono = loaded.mono if mono is None else mono and loaded.mono
                 del loaded
                 if problem is not None:
                     unusable.append((path, problem))
@@ -213,8 +216,9 @@ class StackingWorker:
                 inputs_sharpness = float(np.mean([r.sharpness for r in result.accepted]))
                 seconds = time.perf_counter() - started
                 staged = self._stage(
-                    result, first, 16 if deep else 8, unusable, seconds, inputs_sharpness
-                )
+                    result, first, 16 if deep else 8, bool(mono), unusable, seconds,
+                    inputs_sharpness,
+                )  # fmt: skip
                 staged += [m.result() for m in maps]
             except BaseException:  # whatever failed, no temp file stays behind
                 for item in staged:
@@ -321,6 +325,7 @@ class StackingWorker:
         result: StackResult,
         first: _Metadata,
         default_depth: int,
+        mono: bool,
         unusable: list[tuple[Path, str]],
         seconds: float,
         inputs_sharpness: float,
@@ -329,10 +334,12 @@ class StackingWorker:
         depth = self.job.bit_depth or default_depth
         staged: list[files.Staged] = []
         try:
+            # Gray in, gray out: the fused channels of gray frames are gray already.
+            image = cv2.cvtColor(result.image, cv2.COLOR_RGB2GRAY) if mono else result.image
             staged.append(
                 io.stage_image(
                     out.image,
-                    result.image,
+                    image,
                     bit_depth=depth,
                     exif=first.exif,
                     icc=first.icc,
@@ -350,6 +357,7 @@ class StackingWorker:
                 "coverage": result.coverage.to_dict(),
                 "result_sharpness": result.sharpness,
                 "inputs_mean_sharpness": inputs_sharpness,
+                "softer_than_sharpest_frame": result.softness,
                 "unreadable": [{"name": p.name, "reason": why} for p, why in unusable],
                 "seconds": round(seconds, 3),
                 "frames": [r.to_dict() for r in result.reports],

@@ -315,6 +315,8 @@ class RigOwner:
         said = f"stacked {len(o.result.accepted)} frames -> {o.outputs.image}"
         if latency is not None:
             said += f" ({latency:.2f} s after the last frame)"
+        if o.result.softness:
+            said += f"\nWARNING: {o.result.softness}"
         c = o.result.coverage
         extend = {k: v for k, v in (("first", c.extend_first), ("last", c.extend_last)) if v}
         advice = result.extension_advice()

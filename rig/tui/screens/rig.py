@@ -84,7 +84,9 @@ class RigScreen(Screen[None]):
         """A device missing or refused: what connecting said and what the doctor found."""
         lines = [f"the {d.device} is not connected: {d.error}", "stackrig doctor says:"]
         lines += d.findings or ["  nothing more to check: see the line above"]
-        self.query_one("#doctor", Static).update("\n".join(lines))
+        doctor = self.query_one("#doctor", Static)
+        doctor.update("\n".join(lines))
+        doctor.display = True
         self.query_one("#devices", Static).update("")  # no longer "connecting ..."
 
     def show_status(self, status: msg.RailStatus) -> None:
