@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import cv2
 import numpy as np
@@ -36,6 +37,9 @@ __all__ = ["Coverage", "FrameReport", "StackEngine", "StackResult", "StackSettin
 # focus measure of a good stack is at or above its best frame's; 5 % leaves room for the noise
 # a stack averages away, which the measure partly counts as detail.
 SOFTER_THAN_BEST = 0.95
+# The first frame's exposure is kept when the stack's typical one is this close (a flicker of
+# half a percent is below what anyone sees, and rescaling would change every pixel for it).
+EXPOSURE_TOLERANCE = 0.005
 
 
 @dataclass
@@ -46,6 +50,9 @@ class StackResult:
     crop: tuple[int, int, int, int] | None  # (x, y, w, h) applied, or None
     sharpness: float  # mean focus measure of the result
     coverage: Coverage  # does the stack reach the subject's front and back
+    # linear-light gain per channel from the first frame's exposure to the stack's typical one
+    # (its median frame's), applied to the result; None: within EXPOSURE_TOLERANCE
+    exposure_scale: tuple[float, float, float] | None = None
 
     @property
     def accepted(self) -> list[FrameReport]:
@@ -140,7 +147,35 @@ class StackEngine:
         """The stack so far (HxWx3 float32), shrunk to ``max_side`` for a cheap preview."""
         if self._fusion is None:
             return None
-        return self._compose(self._fusion.image(max_side))
+        image = self._compose(self._fusion.image(max_side))
+        self._to_typical_exposure(image, self.typical_exposure())
+        return image
+
+    def typical_exposure(self) -> tuple[float, float, float] | None:
+        """Per channel, the linear-light gain from the first frame's exposure (which every
+        frame is matched to) to the stack's typical one: the median frame's. None when exposure
+        is not matched, or the two are within EXPOSURE_TOLERANCE.
+
+        A flickering stack whose first frame came out dark would otherwise be as dark as that
+        one frame. The median, not the mean: one frame with a missed flash does not pull it.
+        """
+        gains = [r.gain for r in self.reports if r.accepted]
+        if not self.settings.match_exposure or len(gains) < 3:
+            return None
+        # A frame's gain maps it onto the first frame; its exposure relative to it is 1 / gain.
+        typical = np.median(1.0 / np.asarray(gains, float), axis=0)
+        if np.all(np.abs(typical - 1.0) < EXPOSURE_TOLERANCE):
+            return None
+        r, g, b = (float(v) for v in typical)
+        return r, g, b
+
+    @staticmethod
+    def _to_typical_exposure(image: np.ndarray, scale: tuple[float, float, float] | None) -> None:
+        if scale is None:
+            return
+        # Exact in encoded values above sRGB's toe (exposure.encoded_affine): no decoding.
+        (ar, br), (ag, bg), (ab, bb) = (exposure.encoded_affine(g) for g in scale)
+        bands.run(partial(_affine3, (ar, ag, ab, 0.0), (br, bg, bb, 0.0)), image)
 
     def finalize(self) -> StackResult:
         """The final result, depth map and reports. Raises when no frame could be used."""
@@ -150,6 +185,8 @@ class StackEngine:
         s = self.settings
         self._fusion.release()
         image = self._compose(self._fusion.image())
+        scale = self.typical_exposure()
+        self._to_typical_exposure(image, scale)
         if s.sharpen > 0:
             image = colour.unsharp(image, s.sharpen)
         box = self._crop_box()
@@ -159,7 +196,7 @@ class StackEngine:
             image = image[y : y + h, x : x + w]
         bands.run(_clip_unit, image)
         sharp = focus.image_sharpness(image, s.focus_measure, s.window, s.focus_side, s.detail_side)
-        return StackResult(image, depth, list(self.reports), box, sharp, self.coverage())
+        return StackResult(image, depth, list(self.reports), box, sharp, self.coverage(), scale)
 
     def depth_map(self) -> np.ndarray:
         """The final depth map (cropped as the result will be), before :meth:`finalize`.
@@ -286,6 +323,14 @@ class StackEngine:
         assert self._fusion is not None
         chroma = self._fusion.carried if self.settings.luminance_only else None
         return colour.to_rgb(planes, chroma)
+
+
+def _affine3(
+    a: tuple[float, float, float, float], b: tuple[float, float, float, float], image: np.ndarray
+) -> None:
+    """``image = a * image + b`` per channel, in place (H x W x 3 float32)."""
+    cv2.multiply(image, a, dst=image)
+    cv2.add(image, b, dst=image)
 
 
 def _clip_unit(image: np.ndarray) -> None:

@@ -41,6 +41,13 @@ def encoded_slope(gain: float) -> float:
     return float(gain) ** (1 / 2.4)
 
 
+def encoded_affine(gain: float) -> tuple[float, float]:
+    """(a, b) with ``linear_to_srgb(gain * srgb_to_linear(e)) == a * e + b`` above sRGB's toe
+    (see :func:`encoded_slope`): a linear-light gain on encoded pixels, in one cheap pass."""
+    a = encoded_slope(gain)
+    return a, 0.055 * (a - 1.0)
+
+
 _LUT8 = srgb_to_linear(levels(np.uint8))
 
 

@@ -268,3 +268,30 @@ def test_a_good_stack_is_at_least_as_sharp_as_its_sharpest_frame() -> None:
     result = engine.finalize()
     assert result.softness is None
     assert result.sharpness >= max(r.sharpness for r in result.accepted)
+
+
+def test_the_result_has_the_stacks_typical_exposure_not_the_first_frames() -> None:
+    scene = textured_scene(240, 320)
+    frames, _ = focus_stack(scene, 5)
+    gains = [0.8, 1.0, 1.02, 0.98, 1.0]  # the first frame came out dark (a weak flash)
+    engine = StackEngine(StackSettings(align="none"))
+    for f, g in zip(frames, gains, strict=True):
+        assert engine.add(to_u8(expose(f, g))).accepted
+    preview = engine.snapshot(160)
+    result = engine.finalize()
+    assert result.exposure_scale is not None
+    assert result.exposure_scale[1] == pytest.approx(1.0 / 0.8, rel=0.02)
+    typical = expose(scene, 1.0)
+    # Brightness as the typical frame's (within 2 %), not the dark first frame's (-20 %).
+    assert float(result.image.mean()) == pytest.approx(float(typical.mean()), rel=0.02)
+    assert preview is not None
+    assert float(preview.mean()) == pytest.approx(float(typical.mean()), rel=0.03)
+    assert _psnr(_interior(result.image), _interior(typical)) > 28
+
+
+def test_a_steady_stack_keeps_the_first_frames_exposure_exactly() -> None:
+    frames, _ = focus_stack(textured_scene(240, 320), 5)
+    engine = StackEngine(StackSettings(align="none"))
+    for f in frames:
+        engine.add(to_u8(f))
+    assert engine.finalize().exposure_scale is None

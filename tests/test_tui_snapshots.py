@@ -16,7 +16,7 @@ from rig.simrig.subject import Subject, SubjectSettings
 from rig.tui import messages as msg
 from rig.tui.app import StackrigApp
 from rig.tui.screens.run import RunScreen
-from stacking.engine import StackEngine
+from stacking.engine import StackEngine, StackSettings
 
 SIZE = (100, 34)
 ROOT = Path("/nonexistent/stackrig-snapshots")  # never written: nothing is shot here
@@ -65,7 +65,7 @@ def finished_run(keys: list[str]) -> Callable[[Any], Awaitable[None]]:
         await a.switch_screen(a.run_screen)
         folder = "/captures/2026-12-01_120000_simulated-rig"
         subject = Subject(SubjectSettings(width=320, height=240, depth_um=2000.0, max_blur=0.03))
-        engine = StackEngine()
+        engine = StackEngine(StackSettings(align="none"))  # no iterative fit: same pixels anywhere
         posts: list[Any] = [msg.SessionStarted(folder, 8), msg.StateChanged("running")]
         for k, z in enumerate(np.linspace(-300.0, 2300.0, 8)):
             name = f"{k + 1:04d}_z{z:+.1f}um.jpg"

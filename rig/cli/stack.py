@@ -191,6 +191,10 @@ def _print_summary(outcome: object, given: int) -> None:
     mean = outcome.inputs_sharpness
     ratio = result.sharpness / mean if mean else 0.0
     say(f"  sharpness {result.sharpness:.4f} vs inputs' mean {mean:.4f} ({ratio:.2f}x)", err=True)
+    if result.exposure_scale is not None:
+        gains = ", ".join(f"{g:.3f}" for g in result.exposure_scale)
+        say(f"  exposure: the stack's typical (its median frame's): x{gains} on the first's",
+            err=True)  # fmt: skip
     if result.softness:
         say(f"warning: {result.softness}", err=True)
     per = outcome.seconds / max(1, given)

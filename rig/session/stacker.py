@@ -358,6 +358,7 @@ class StackingWorker:
                 "result_sharpness": result.sharpness,
                 "inputs_mean_sharpness": inputs_sharpness,
                 "softer_than_sharpest_frame": result.softness,
+                "exposure_scale": result.exposure_scale,
                 "unreadable": [{"name": p.name, "reason": why} for p, why in unusable],
                 "seconds": round(seconds, 3),
                 "frames": [r.to_dict() for r in result.reports],
