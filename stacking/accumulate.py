@@ -68,7 +68,11 @@ def _accumulate(
 
 
 def _divide(num: np.ndarray, den: np.ndarray, out: np.ndarray) -> None:
-    cv2.divide(num, cv2.max(den, 1e-30), dst=out)
+    cv2.divide(num, den, dst=out)
+
+
+def _at_least_tiny(den: np.ndarray) -> None:
+    cv2.max(den, 1e-30, dst=den)
 
 
 def _add_into(total: np.ndarray, more: np.ndarray) -> None:
@@ -116,10 +120,20 @@ class SoftmaxSum:
         bands.run(_accumulate, self.num[channel], rescale, weight, values)
 
     def mean(self) -> Iterator[np.ndarray]:
+        self.guard_den()
         return (self.quotient(c) for c in range(len(self.num)))
 
+    def guard_den(self) -> None:
+        """Keep ``den`` off zero, once before a round of :meth:`quotient`.
+
+        ``den`` is at least 1 wherever a frame covered the pixel (the winner adds exp(0)) and 0
+        where none has; there ``num`` is 0 too, and 0 / 1e-30 is the 0 wanted. Folding more
+        frames in is unaffected: an unseen pixel's ``den`` is rescaled by exp(-1e20) = 0.
+        """
+        bands.run(_at_least_tiny, self.den)
+
     def quotient(self, channel: int) -> np.ndarray:
-        """One channel's weighted mean, ``num / den``, in a new array."""
+        """One channel's weighted mean, ``num / den``, in a new array (after :meth:`guard_den`)."""
         out = np.empty_like(self.den)
         bands.run(_divide, self.num[channel], self.den, out)
         return out
@@ -289,6 +303,8 @@ class PyramidFusion(Fusion):
         return _shrink(self._collapse(self.sums[first:]), max_side)
 
     def _collapse(self, used: list[SoftmaxSum]) -> Iterator[np.ndarray]:
+        for sums in used:
+            sums.guard_den()
         for c in range(self.channels):
             # One channel at a time, dividing each level on the way up.
             img = used[-1].quotient(c)

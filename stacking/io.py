@@ -79,6 +79,7 @@ _JPEG_MAX_EXIF = 65533  # APP1 payload limit (65535 minus the length field)
 # Keep the file's bit depth, drop alpha, and leave orientation to us (OpenCV ignores it for JPEG
 # and PNG with these flags, but always applies the TIFF Orientation tag itself).
 _CV2_READ_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR | cv2.IMREAD_IGNORE_ORIENTATION
+_CV2_RGB_FLAGS = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION  # 8-bit colour JPEG
 
 # In JPEG entropy-coded data, FF00 is an escaped FF byte and FFD0-FFD7 are restart markers;
 # any other FFxx (FF runs being fill) is the next real marker.
@@ -311,6 +312,11 @@ def _jpeg_reaches_end(data: bytes) -> bool:
 
 def _decode(path: Path, data: bytes, kind: str, orientation: int) -> tuple[np.ndarray, bool]:
     """(upright RGB pixels, whether the file held gray)."""
+    if kind == "jpeg" and _colour_jpeg(data):
+        # Straight into RGB: 24 MP in 0.06 s, against 0.14 s decoding to BGR and swapping.
+        rgb = cv2.imdecode(np.frombuffer(data, np.uint8), _CV2_RGB_FLAGS)
+        if rgb is not None:
+            return _apply_orientation(rgb, orientation), False
     try:
         decoded = cv2.imdecode(np.frombuffer(data, np.uint8), _CV2_READ_FLAGS)
     except cv2.error:
@@ -362,6 +368,15 @@ def _native_depth(path: Path, pixels: np.ndarray) -> np.ndarray:
     )
 
 
+def _colour_jpeg(data: bytes) -> bool:
+    """A JPEG of three YCbCr/RGB components (from its header alone)."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.mode == "RGB"
+    except Exception:  # the decoder below reports what is wrong with it
+        return False
+
+
 def _is_gray(decoded: np.ndarray) -> bool:
     return decoded.ndim == 2 or decoded.shape[2] <= 2  # gray, or gray + alpha
 
@@ -371,6 +386,10 @@ def _to_rgb(pixels: np.ndarray, *, bgr: bool) -> np.ndarray:
         pixels = pixels[..., 0]
     if pixels.ndim == 2:
         return cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_GRAY2RGB)
+    if bgr and pixels.shape[2] in (3, 4):  # OpenCV's swap is several times numpy's reversed copy
+        return cv2.cvtColor(
+            pixels, cv2.COLOR_BGR2RGB if pixels.shape[2] == 3 else cv2.COLOR_BGRA2RGB
+        )
     pixels = pixels[..., :3]  # drops alpha and any extra samples
     return np.ascontiguousarray(pixels[..., ::-1] if bgr else pixels)
 
