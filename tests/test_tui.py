@@ -32,6 +32,14 @@ async def until(pilot: object, ok: Callable[[], bool], what: str, timeout_s: flo
         await pilot.pause(0.05)  # type: ignore[attr-defined]
 
 
+async def from_the_rig(app: StackrigApp, pilot: object, key: str, screen: type) -> object:
+    """Once the rig is connected: press ``key`` and wait for ``screen`` to come up; it."""
+    await until(pilot, lambda: app.rig_screen.here is not None, "the rail's position")
+    await pilot.press(key)  # type: ignore[attr-defined]
+    await until(pilot, lambda: isinstance(app.screen, screen), screen.__name__)
+    return app.screen
+
+
 def screen_text(app: StackrigApp) -> str:
     return "\n".join(
         str(getattr(w, "renderable", "") or getattr(w, "content", ""))
@@ -288,9 +296,7 @@ def test_the_profiles_screen_opens_from_the_rig_with_the_profile_in_use_marked(
         profile_path = find_profile("simulated")
         app = StackrigApp(load_profile(profile_path), "all", tmp_path, profile_path=profile_path)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.rig_screen.here is not None, "the rail's position")
-            await pilot.press("P")
-            await until(pilot, lambda: isinstance(app.screen, ProfilesScreen), "the profiles")
+            await from_the_rig(app, pilot, "P", ProfilesScreen)
             await pilot.pause(0.3)
             from textual.widgets import DataTable
 
@@ -315,9 +321,7 @@ def test_a_session_is_re_stacked_with_another_method_in_the_background(tmp_path:
     async def drive() -> None:
         app = simulated_app(tmp_path)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.rig_screen.here is not None, "the rail's position")
-            await pilot.press("S")
-            await until(pilot, lambda: isinstance(app.screen, SessionsScreen), "the sessions")
+            await from_the_rig(app, pilot, "S", SessionsScreen)
             await pilot.press("t")
             await until(pilot, lambda: isinstance(app.screen, Choose), "the methods")
             await pilot.press("down", "enter")  # weighted
@@ -343,9 +347,7 @@ def test_the_plan_screen_warns_refuses_a_shoot_the_disk_cannot_hold_and_switches
     async def drive() -> None:
         app = simulated_app(tmp_path)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.rig_screen.here is not None, "the rail's position")
-            await pilot.press("p")
-            await until(pilot, lambda: isinstance(app.screen, PlanScreen), "the plan screen")
+            await from_the_rig(app, pilot, "p", PlanScreen)
             await pilot.click("#count")
             await pilot.press("9")
             await pilot.pause()

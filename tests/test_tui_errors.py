@@ -11,7 +11,7 @@ from rig.session.plan import Plan
 from rig.session.run import new_session
 from rig.tui.screens.dialogs import Choose
 from rig.tui.screens.sessions import SessionsScreen
-from tests.test_tui import SIZE, simulated_app, until
+from tests.test_tui import SIZE, from_the_rig, simulated_app, until
 
 
 def broken_sessions(root: Path) -> Path:
@@ -39,10 +39,7 @@ def test_unreadable_sessions_are_listed_as_such_and_a_failed_re_stack_is_told(
     async def drive() -> None:
         app = simulated_app(tmp_path)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.rig_screen.here is not None, "the rail's position")
-            await pilot.press("S")
-            await until(pilot, lambda: isinstance(app.screen, SessionsScreen), "the sessions")
-            screen = app.screen
+            screen = await from_the_rig(app, pilot, "S", SessionsScreen)
             assert isinstance(screen, SessionsScreen)
             table = screen.query_one("#sessions")
             rows = [s.path for s in screen.sessions]

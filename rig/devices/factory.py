@@ -53,6 +53,12 @@ class Devices:
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def simulates(simulate: str | None, device: str) -> bool:
+    """Whether ``simulate`` (None, "all", "camera" or "rail") simulates ``device`` ("camera" or
+    "rail")."""
+    return simulate in ("all", device)
+
+
 def open_devices(
     profile: Profile, simulate: str | None, stack: ExitStack, *, camera: bool = True
 ) -> Devices:
@@ -66,8 +72,7 @@ def open_devices(
             "lens focus is driven through the camera, so the camera cannot be simulated with a "
             "real lens: use --simulate (all) or no --simulate"
         )
-    sim_rail = simulate in ("all", "rail")
-    sim_camera = simulate in ("all", "camera")
+    sim_rail, sim_camera = simulates(simulate, "rail"), simulates(simulate, "camera")
     rig = None
     if sim_camera or (sim_rail and not lens):
         from rig.simrig.rig import SimulatedRig

@@ -145,10 +145,11 @@ class RigOwner:
     def _diagnose(self, device: str, error: str) -> None:
         """The doctor's findings for a real device that is missing or refused (a simulated
         one has nothing the doctor could check)."""
-        simulated = {"all": ("camera", "rail"), "camera": ("camera",), "rail": ("rail",)}
-        if device in simulated.get(self.simulate or "", ()):
-            return
+        from rig.devices.factory import simulates
         from rig.doctor import findings_for_rig
+
+        if simulates(self.simulate, device):
+            return
 
         lines = []
         for f in findings_for_rig(self.profile, device):
@@ -165,9 +166,11 @@ class RigOwner:
         if r.protocol == "lens":
             where = "the camera's focus motor"
         else:
+            from rig.devices.factory import simulates
+
             port = getattr(link, "port", None) or getattr(axis.driver, "port", None) or r.port
             # The simulated controller's pty changes every run: not worth a line of the screen.
-            where = "the simulated controller" if self.simulate in ("all", "rail") else port
+            where = "the simulated controller" if simulates(self.simulate, "rail") else port
         s = axis.settings
         lo = "-inf" if s.soft_min_um is None else f"{s.soft_min_um:g}"
         hi = "+inf" if s.soft_max_um is None else f"{s.soft_max_um:g}"
