@@ -20,6 +20,7 @@ Installing the tools (Debian/Ubuntu): ``apt-get install enfuse hugin-tools``.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -129,6 +130,46 @@ def read_result(path: Path) -> np.ndarray:
     if img.ndim == 2:
         return np.repeat(img[..., None], 3, axis=2)
     return cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB)
+
+
+# ----------------------------------------------------------------------------- focus-stack
+
+FOCUS_STACK_HINT = (
+    "focus-stack (github.com/PetteriAimonen/focus-stack) not found: it is not packaged by "
+    "Debian, but builds against Debian's OpenCV: `apt-get install libopencv-dev`, clone it, then "
+    "`benchmarks/build_focus_stack.sh CLONE` (puts it in bench-out/focus-stack/), or put "
+    "`focus-stack` on PATH, or point $STACKRIG_FOCUS_STACK at it"
+)
+# Our engine and the ground truth keep the first frame's geometry and the whole frame, so the
+# peer is asked for the same: reference 0 (its default is the middle frame), size kept.
+FOCUS_STACK_ARGS = ("--reference=0", "--align-keep-size", "--threads=2")
+
+
+def focus_stack_tool() -> Path | None:
+    """The focus-stack binary: $STACKRIG_FOCUS_STACK, bench-out/focus-stack/, or PATH."""
+    env = os.environ.get("STACKRIG_FOCUS_STACK")
+    if env:
+        return Path(env) if Path(env).is_file() else None
+    built = Path(__file__).resolve().parents[1] / "bench-out" / "focus-stack" / "focus-stack"
+    if built.is_file():
+        return built
+    found = shutil.which("focus-stack")
+    return Path(found) if found else None
+
+
+def run_focus_stack(frames: list[Path], workdir: Path) -> tuple[Path, CommandRun]:
+    """focus-stack on ``frames`` (first frame the reference) in ``workdir`` (emptied first):
+    the result (16-bit PNG for 16-bit input, else 8-bit PNG) and the run's figures."""
+    tool = focus_stack_tool()
+    if tool is None:
+        raise PeerError(FOCUS_STACK_HINT)
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    out = workdir / "focus-stack.png"
+    sources = [str(Path(f).resolve()) for f in frames]
+    argv = [str(tool), *FOCUS_STACK_ARGS, f"--output={out}", *sources]
+    return out, measured_run(argv, workdir, workdir / "focus-stack.log")
 
 
 def remove_intermediates(workdir: Path) -> None:

@@ -2,9 +2,11 @@
 
 ``python -m benchmarks.run [--quick] [--skip-peers] [--size 6000x4000] [--frames 30]``
 
-1. **Quality**: every stack under ``$STACKRIG_SHARED/data/synthetic`` (default ``../shared``
-   next to the repository) is fused by each method; PSNR / SSIM against ``ground_truth.png`` as
-   defined in ``benchmarks/metrics.py`` (central 90 %, 8-bit). enfuse gets the same frames.
+1. **Quality**: the suite of ``benchmarks/quality.py``: every stack under
+   ``$STACKRIG_SHARED/data/synthetic`` (default ``../shared`` next to the repository) and the
+   generated classes of ``benchmarks/suite.py`` (noisy microscope, mono 12-bit, strong breathing
+   both ways, flicker with a dark first frame, a moving specimen, 60 frames), fused by each
+   method and by enfuse and focus-stack; PSNR / SSIM / edges / detail against the truth.
 2. **Speed**: a ``--size`` stack of ``--frames`` frames is generated once with
    ``benchmarks/synth.py`` (cached under ``bench-out/``). A fresh child process per method
    (``benchmarks/engine_child.py``) stacks it the way ``stackrig stack`` does: process tuned,
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -36,7 +37,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks import metrics, peers, synth
+from benchmarks import metrics, peers, suite, synth
+from benchmarks import quality as quality_suite
 from benchmarks.launch import run_measured
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,22 +49,7 @@ METHODS = ("pyramid", "weighted", "depthmap")
 # ----------------------------------------------------------------------------------- stacks
 
 
-def shared_root() -> Path:
-    """``$STACKRIG_SHARED`` or ``../shared`` relative to the repository root."""
-    env = os.environ.get("STACKRIG_SHARED")
-    return Path(env) if env else (REPO / ".." / "shared").resolve()
-
-
-def synthetic_stacks() -> list[Path]:
-    """The shared synthetic stacks (folders holding meta.json and ground_truth.png)."""
-    folder = shared_root() / "data" / "synthetic"
-    if not folder.is_dir():
-        return []
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if (p / "meta.json").is_file() and (p / "ground_truth.png").is_file()
-    )
+shared_root = suite.shared_root
 
 
 def stack_frames(stack: Path) -> list[Path]:
@@ -190,35 +177,16 @@ def run_peer(frames: list[Path], workdir: Path, truth: np.ndarray | None) -> Pee
 
 
 def quality(methods: list[str], use_peers: bool) -> None:
-    print("\n== 1. Quality vs ground truth (PSNR dB / SSIM, central 90 %, 8-bit) ==")
-    stacks = synthetic_stacks()
-    if not stacks:
-        print(f"  no synthetic stacks under {shared_root() / 'data' / 'synthetic'}")
-        return
-    rows = []
-    for stack in stacks:
-        frames, truth = stack_frames(stack), read_rgb(stack / "ground_truth.png")
-        peer = run_peer(frames, BENCH_OUT / "peers" / stack.name, truth) if use_peers else None
-        for method in methods:
-            try:
-                image, accepted, seconds = engine_result(frames, method)
-                p, s = metrics.score(image, truth)
-            except Exception as err:  # report and go on with the other methods
-                rows.append([stack.name, method, f"error: {err}"] + [""] * 7)
-                continue
-            ep, es = (peer.psnr, peer.ssim) if peer else (None, None)
-            rows.append([
-                stack.name, method, f"{accepted}/{len(frames)}", fmt(p, ".2f"), fmt(s, ".4f"),
-                fmt(ep, ".2f"), fmt(es, ".4f"),
-                fmt(None if ep is None else p - ep, "+.2f"),
-                fmt(None if es is None else s - es, "+.4f"),
-                fmt(seconds / len(frames), ".2f"),
-            ])  # fmt: skip
-        print(f"  {stack.name} done")
-    headers = ["stack", "method", "used", "PSNR", "SSIM", "enfuse PSNR", "enfuse SSIM",
-               "dPSNR", "dSSIM", "s/frame"]  # fmt: skip
-    print(table(headers, rows))
-    print("  dPSNR, dSSIM: ours minus enfuse (positive: ours closer to the truth).")
+    """The quality suite (``benchmarks/quality.py``): the shared stacks and the generated
+    classes, next to enfuse and focus-stack."""
+    print("\n== 1. Quality vs ground truth (PSNR dB / SSIM, central 90 % or less, 8-bit) ==")
+    cases = suite.shared_cases(shared_root()) + suite.class_cases()
+    if use_peers and peers.focus_stack_tool() is None:
+        print("  " + peers.FOCUS_STACK_HINT)
+    scores = quality_suite.evaluate(cases, methods, use_peers)
+    quality_suite.print_scores(scores)
+    print()
+    quality_suite.print_verdicts(scores)
 
 
 def speed_and_memory(

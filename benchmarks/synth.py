@@ -52,13 +52,17 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import tifffile
 
 from rig.simrig.render import (
     GAMMA,
+    MONO_WEIGHTS,
     DefocusRenderer,
     blur_levels,
     encode_frame,
+    encode_mono,
     linear_to_srgb8,
+    local_motion,
     padded_matrix,
     scene_linear,
 )
@@ -97,7 +101,19 @@ class SynthParams:
     shadows, as measured on the shared stacks; 0 for none."""
     quality: int = 95
     image_format: str = "jpg"
-    """``jpg`` (as the shared stacks) or ``png`` (lossless, for tests)."""
+    """``jpg`` (as the shared stacks) or ``png`` (lossless, for tests); mono frames are TIFF."""
+    sensor: str = "rgb8"
+    """``rgb8``: a colour camera (sRGB tone curve, 8 bits, ``noise`` / ``read_noise``);
+    ``mono12``: a mono scientific camera, linear 12-bit values in 16-bit TIFFs (``mono_fill``,
+    ``mono_read_noise``, shot noise)."""
+    mono_fill: float = 0.35
+    """mono12: the share of the 12-bit range a white scene point reaches (a dim specimen)."""
+    mono_read_noise: float = 3.0
+    """mono12: read noise, sigma in DN."""
+    first_gain: float | None = None
+    """The first frame's exposure gain instead of a random one (a dark first frame: 0.85)."""
+    motion: float = 0.0
+    """A round part of the specimen creeps this many px by the last frame (0: none)."""
 
     @property
     def blur_radius_max_px(self) -> float:
@@ -130,6 +146,7 @@ def frame_plan(params: SynthParams, rng: np.random.Generator) -> list[FrameInfo]
     n = params.frames
     focus = np.linspace(*FOCUS_RANGE, n) if n > 1 else np.array([FOCUS_RANGE[0]])
     cx, cy = (params.width - 1) / 2, (params.height - 1) / 2
+    suffix = "tif" if params.sensor == "mono12" else params.image_format
     plan = []
     for i in range(n):
         scale = 1.0 + params.breathing * (i / (n - 1) if n > 1 else 0.0)
@@ -138,6 +155,8 @@ def frame_plan(params: SynthParams, rng: np.random.Generator) -> list[FrameInfo]
         tx = rng.uniform(-params.shift, params.shift) if jitter else 0.0
         ty = rng.uniform(-params.shift, params.shift) if jitter else 0.0
         gain = 1.0 + rng.uniform(-params.flicker, params.flicker)
+        if i == 0 and params.first_gain is not None:
+            gain = params.first_gain
         a = np.radians(rot)
         lin = scale * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
         t = np.array([cx, cy]) - lin @ np.array([cx, cy]) + np.array([tx, ty])
@@ -145,7 +164,7 @@ def frame_plan(params: SynthParams, rng: np.random.Generator) -> list[FrameInfo]
         plan.append(
             FrameInfo(
                 index=i,
-                file=f"frame_{i:04d}.{params.image_format}",
+                file=f"frame_{i:04d}.{suffix}",
                 focus_depth=float(focus[i]),
                 scale=float(scale),
                 rot_deg=float(rot),
@@ -168,19 +187,51 @@ def _write_rgb(path: Path, rgb: np.ndarray, quality: int) -> None:
         raise OSError(f"cannot write {path}")
 
 
+MONO_BITS = 12
+SENSORS = ("rgb8", "mono12")
+
+
+def _write_mono(path: Path, dn: np.ndarray) -> None:
+    if path.suffix == ".png":
+        if not cv2.imwrite(str(path), dn):
+            raise OSError(f"cannot write {path}")
+    else:  # uncompressed, as scientific cameras write them
+        tifffile.imwrite(path, dn, photometric="minisblack")
+
+
+def _motion_path(
+    params: SynthParams, rng: np.random.Generator
+) -> tuple[tuple[float, float], float, tuple[float, float]]:
+    """(centre in frame px, radius px, full shift dx/dy px) of the creeping region."""
+    w, h = params.width, params.height
+    centre = (rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h)
+    angle = rng.uniform(0, 2 * np.pi)
+    shift = (params.motion * np.cos(angle), params.motion * np.sin(angle))
+    return centre, 0.12 * min(w, h), shift
+
+
 def generate(params: SynthParams, out: Path, progress: Callable[[str], None] | None = None) -> dict:
     """Render a whole stack into ``out`` (created if needed) and return its metadata."""
     if params.texture not in TEXTURES:
         raise ValueError(f"unknown texture {params.texture!r}")
+    if params.sensor not in SENSORS:
+        raise ValueError(f"unknown sensor {params.sensor!r}")
     t_start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(params.seed)
     pad = params.pad
     scene = make_scene(params.width, params.height, pad, params.texture, rng)
     plan = frame_plan(params, rng)
+    motion = _motion_path(params, rng) if params.motion > 0 else None
     linear = scene_linear(scene, params.lens_sigma)
     crop = (slice(pad, pad + params.height), slice(pad, pad + params.width))
-    _write_rgb(out / "ground_truth.png", linear_to_srgb8(linear[crop]), 0)
+    mono = params.sensor == "mono12"
+    if mono:  # the noiseless mono frame in perfect focus, in the frames' DN
+        white = params.mono_fill * (2**MONO_BITS - 1)
+        luma = cv2.transform(np.ascontiguousarray(linear[crop]), MONO_WEIGHTS[None, :]) * white
+        _write_mono(out / "ground_truth.png", np.clip(np.rint(luma), 0, 65535).astype(np.uint16))
+    else:
+        _write_rgb(out / "ground_truth.png", linear_to_srgb8(linear[crop]), 0)
     np.save(out / "depth.npy", np.ascontiguousarray(scene.depth[crop], dtype=np.float32))
     t_scene = time.perf_counter()
     radius_max = params.blur_radius_max_px
@@ -193,18 +244,24 @@ def generate(params: SynthParams, out: Path, progress: Callable[[str], None] | N
     for info in plan:
         t0 = time.perf_counter()
         defocused = renderer.render(info.focus_depth)
+        if motion is not None:
+            (cx, cy), radius, (dx, dy) = motion
+            t = info.index / max(params.frames - 1, 1)
+            defocused = local_motion(defocused, (cx + pad, cy + pad), radius, (t * dx, t * dy))
         frame_rng = np.random.default_rng([params.seed, info.index])
-        rgb = encode_frame(
-            defocused,
-            padded_matrix(info.M, pad),
-            (params.width, params.height),
-            info.gain,
-            params.noise,
-            params.read_noise,
-            frame_rng,
-        )
+        matrix, size = padded_matrix(info.M, pad), (params.width, params.height)
+        if mono:
+            dn = encode_mono(
+                defocused, matrix, size, info.gain, MONO_BITS, params.mono_fill,
+                params.mono_read_noise, frame_rng,
+            )  # fmt: skip
+            _write_mono(out / info.file, dn)
+        else:
+            rgb = encode_frame(
+                defocused, matrix, size, info.gain, params.noise, params.read_noise, frame_rng
+            )
+            _write_rgb(out / info.file, rgb, params.quality)
         del defocused
-        _write_rgb(out / info.file, rgb, params.quality)
         if progress:
             progress(f"{info.file} {time.perf_counter() - t0:.1f} s")
     meta = {
@@ -212,7 +269,11 @@ def generate(params: SynthParams, out: Path, progress: Callable[[str], None] | N
         "generator": f"benchmarks.synth v{VERSION}",
         **{k: v for k, v in asdict(params).items()},
         "pad": pad,
-        "gamma": GAMMA,
+        "gamma": 1.0 if mono else GAMMA,
+        "white_dn": params.mono_fill * (2**MONO_BITS - 1) if mono else None,
+        "motion_region": None
+        if motion is None
+        else {"centre": list(motion[0]), "radius": motion[1], "shift": list(motion[2])},
         "blur_radius_max_px": radius_max,
         "blur_levels_px": levels,
         "seconds": {
@@ -247,6 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--read-noise", type=float, default=d.read_noise, help="sigma, linear light")
     p.add_argument("--quality", type=int, default=d.quality, help="JPEG quality")
     p.add_argument("--format", dest="image_format", choices=("jpg", "png"), default="jpg")
+    p.add_argument("--sensor", choices=SENSORS, default=d.sensor)
+    p.add_argument("--mono-fill", type=float, default=d.mono_fill, help="mono12: white level")
+    p.add_argument("--mono-read-noise", type=float, default=d.mono_read_noise, help="mono12: DN")
+    p.add_argument("--first-gain", type=float, default=d.first_gain, help="frame 0's exposure")
+    p.add_argument("--motion", type=float, default=d.motion, help="px a region creeps by")
     p.add_argument("-q", "--quiet", action="store_true")
     args = vars(p.parse_args(argv))
     out, quiet = args.pop("out"), args.pop("quiet")

@@ -126,7 +126,10 @@ class StackEngine:
                 self._aligner.accept_given(gray, colour, given)
         sharpness = 0.0
         if result.rejected is None:
-            sharpness = self._fuse(index, pixels, result)
+            self._fuse(index, pixels, result)
+            # On the exposure the frame is matched to: one mean gain, as in the focus maps.
+            slope = exposure.encoded_slope(float(np.mean(result.gain)))
+            sharpness = slope * focus.work_sharpness(gray, self.settings.focus_measure)
         report = FrameReport(
             index=index,
             name=name or f"frame {index + 1}",
@@ -195,7 +198,7 @@ class StackEngine:
             x, y, w, h = box
             image = image[y : y + h, x : x + w]
         bands.run(_clip_unit, image)
-        sharp = focus.image_sharpness(image, s.focus_measure, s.window, s.focus_side, s.detail_side)
+        sharp = focus.work_sharpness(align.work_gray(image, self._align_settings), s.focus_measure)
         return StackResult(image, depth, list(self.reports), box, sharp, self.coverage(), scale)
 
     def depth_map(self) -> np.ndarray:
@@ -280,7 +283,7 @@ class StackEngine:
                 f"{shape[1]}x{shape[0]}: every frame of a stack must have the same size"
             )
 
-    def _fuse(self, index: int, pixels: np.ndarray, where: align.Alignment) -> float:
+    def _fuse(self, index: int, pixels: np.ndarray, where: align.Alignment) -> None:
         s = self.settings
         h, w = pixels.shape[:2]
         t = np.asarray(where.transform, float)
@@ -295,7 +298,7 @@ class StackEngine:
         # Focus is measured on the uncorrected gray, scaled by the correction's slope (free,
         # unlike a corrected copy); one mean gain, as channels drift apart a few % at most.
         scale = exposure.encoded_slope(float(np.mean(gains))) / full_scale(pixels.dtype)
-        activity, mean_focus = self._measure(warped, scale)
+        activity = self._measure(warped, scale)
         carry = None
         if s.luminance_only:
             planes, carry = colour.luma_chroma(list(planes))
@@ -304,10 +307,9 @@ class StackEngine:
                 s.method, (h, w), len(planes), 0 if carry is None else len(carry)
             )
         self._fusion.update(accumulate.FusionInput(index, planes, activity, border, carry))
-        return mean_focus
 
-    def _measure(self, frame: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
-        """(activity, mean focus) of a warped frame.
+    def _measure(self, frame: np.ndarray, scale: float) -> np.ndarray:
+        """The activity (softmax exponent) of a warped frame.
 
         A method of its own so that its gray copies are freed before fusion allocates.
         """
@@ -316,7 +318,7 @@ class StackEngine:
         fmap, small = focus.frame_focus(
             gray, scale, s.focus_measure, s.window, s.focus_side, s.detail_side
         )
-        return focus.activity(fmap, small, s.sharpness, s.edge_aware), float(fmap.mean())
+        return focus.activity(fmap, small, s.sharpness, s.edge_aware)
 
     def _compose(self, planes: Iterator[np.ndarray]) -> np.ndarray:
         """HxWx3 RGB from the fusion's planes (with the carried chroma when luminance-only)."""

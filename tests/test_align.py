@@ -107,8 +107,8 @@ def test_sharp_against_blurred_neighbour() -> None:
     assert _corner_error(got.transform, truth, scene.shape) < 0.3
 
 
-def test_feature_fallback_rescues_what_ecc_cannot() -> None:
-    """A jump too big for ECC from its seed is found by feature matching, then refined."""
+def test_keypoints_find_what_ecc_cannot() -> None:
+    """A jump too big for ECC from its seed is found by keypoint matching."""
     scene = textured_scene(480, 640, seed=3)
     truth = similarity(1.0, 3.0, 60.0, -36.0, (320, 240))
     settings = align.AlignSettings()
@@ -117,7 +117,23 @@ def test_feature_fallback_rescues_what_ecc_cannot() -> None:
     alone = align.ecc_pyramid(gray_a, gray_b, settings, np.eye(3))
     assert alone is None or alone[1] < settings.min_correlation  # ECC alone is lost here
     found = align.estimate_motion(gray_a, gray_b, settings, np.eye(3))
-    assert found is not None and found[2] == "features+ecc"
+    assert found is not None and found[2] == "features"
+    assert _corner_error(found[0], truth, scene.shape) < 0.3
+
+
+def test_ecc_where_too_few_keypoints_match() -> None:
+    """A smooth, featureless specimen gives SIFT too little to match: ECC aligns it."""
+    rng = np.random.default_rng(8)
+    scene = cv2.GaussianBlur(rng.random((480, 640)).astype(np.float32), (0, 0), 30)
+    scene = np.dstack([(scene - scene.min()) / (scene.max() - scene.min())] * 3)
+    truth = similarity(1.0, 0.1, 1.5, -0.8, (320, 240))
+    settings = align.AlignSettings()
+    gray_a, _ = align.work_images(to_u8(scene), settings)
+    gray_b, _ = align.work_images(to_u8(render(scene, truth)), settings)
+    few = align.match_motion(align.Features.of(gray_a), align.Features.of(gray_b), "similarity")
+    assert few is None or few[2] < align.MIN_INLIERS
+    found = align.estimate_motion(gray_a, gray_b, settings, np.eye(3))
+    assert found is not None and found[2] == "ecc"
     assert _corner_error(found[0], truth, scene.shape) < 0.3
 
 

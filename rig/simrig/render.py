@@ -183,6 +183,50 @@ def encode_frame(
     return out
 
 
+MONO_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], np.float32)
+"""Linear-light luminance of a mono sensor without a colour filter (Rec. 709 primaries)."""
+
+
+def encode_mono(
+    linear: np.ndarray,
+    matrix: np.ndarray,
+    size: tuple[int, int],
+    gain: float,
+    bits: int,
+    fill: float,
+    read_noise_dn: float,
+    rng: np.random.Generator | None,
+) -> np.ndarray:
+    """A mono scientific camera's frame: linear (no tone curve) luminance of the warped scene,
+    times ``gain``, scaled so that white is ``fill`` of the ``bits``-bit range, with shot noise
+    (Poisson-like, one electron per DN) and Gaussian read noise of ``read_noise_dn``, rounded
+    and clipped to the ``bits`` range. Returns uint16 H x W (the 16-bit container such cameras
+    write, values in 0 .. 2**bits - 1)."""
+    img = cv2.warpAffine(linear, matrix, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    top = float(2**bits - 1)
+    luma = cv2.transform(img, MONO_WEIGHTS[None, :])
+    luma *= np.float32(gain * fill * top)
+    if rng is not None:
+        shot = np.sqrt(np.maximum(luma, 0.0))
+        luma += rng.standard_normal(luma.shape, dtype=np.float32) * shot
+        luma += rng.standard_normal(luma.shape, dtype=np.float32) * np.float32(read_noise_dn)
+    return np.clip(np.rint(luma), 0, top).astype(np.uint16)
+
+
+def local_motion(
+    linear: np.ndarray, centre: tuple[float, float], radius: float, shift: tuple[float, float]
+) -> np.ndarray:
+    """``linear`` with a soft round region (Gaussian falloff of ``radius`` px around ``centre``)
+    moved by ``shift`` (dx, dy) px and the rest still: a specimen that crept while the stack was
+    shot, which no global alignment can undo."""
+    h, w = linear.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    bump = np.exp(-((xx - centre[0]) ** 2 + (yy - centre[1]) ** 2) / np.float32(2 * radius**2))
+    map_x = xx - np.float32(shift[0]) * bump
+    map_y = yy - np.float32(shift[1]) * bump
+    return cv2.remap(linear, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+
+
 def padded_matrix(m: list[list[float]], pad: int) -> np.ndarray:
     """``M`` (GT pixel -> frame pixel) rewritten for a source padded by ``pad`` pixels."""
     a = np.asarray(m, np.float64)

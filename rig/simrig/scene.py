@@ -43,7 +43,7 @@ import numpy as np
 REFERENCE_HEIGHT = 1067
 """Canvas height for which the layout sizes below are given (the shared stacks' height)."""
 
-TEXTURES = ("mix", "photos", "procedural", "leaves")
+TEXTURES = ("mix", "photos", "procedural", "leaves", "tissue")
 
 PHOTO_FILES = (
     "astronaut.png",
@@ -84,6 +84,8 @@ def make_scene(width: int, height: int, pad: int, texture: str, rng: np.random.G
         rgb = procedural_texture(h, w, rng)
     elif texture == "leaves":
         rgb = leaves_texture(h, w, rng)
+    elif texture == "tissue":
+        rgb = tissue_texture(h, w, rng)
     else:
         rgb = tiled_texture(h, w, rng, with_procedural=texture == "mix")
     depth = depth_map(width, height, pad, rng)
@@ -248,6 +250,48 @@ def leaves_texture(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     out = canvas.astype(np.float32) * (1.0 + 0.18 * shade)[..., None]
     out += 4.0 * _grain(h, w, rng)[..., None]
     return _to_uint8(out)
+
+
+# ----------------------------------------------------------------------------- stained tissue
+
+
+def tissue_texture(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A stained tissue section under transmitted light (H&E-like): pale, low-contrast pink
+    stroma with fibrous streaks, clear gaps, and many small dark-violet nuclei with grainy
+    chromatin. Most of the image is soft and faint, as microscope specimens are; the detail that
+    tells focus is small (nuclei of 3-8 layout px, 1-2 px chromatin grain)."""
+    u = max(min(h, w) / REFERENCE_HEIGHT, 0.2)
+    # stroma density: smooth cloud plus streaks along one main direction (stretched noise)
+    cloud = fbm(h, w, rng, [u * s for s in (160, 80, 40, 20)])
+    sh, sw = max(h // 6, 4), max(w, 4)
+    streaks = fbm(sh, sw, rng, [u * s for s in (30, 12, 5)] + [2.0])
+    streaks = cv2.resize(streaks, (w, h), interpolation=cv2.INTER_CUBIC)
+    centre = (w / 2, h / 2)
+    rot = cv2.getRotationMatrix2D(centre, float(rng.uniform(0, 180)), 1.0)
+    streaks = cv2.warpAffine(streaks, rot, (w, h), borderMode=cv2.BORDER_REFLECT)
+    density = np.clip(0.45 + 0.18 * cloud + 0.12 * streaks, 0.0, 1.0)
+    gaps = fbm(h, w, rng, [u * s for s in (90, 45, 22)]) > 1.3  # lumens and tears: no tissue
+    density[gaps] *= 0.15
+    # Beer-Lambert-like colour: eosin absorbs green, so dense stroma turns pink
+    paper = np.array([246, 238, 242], np.float32)
+    eosin = np.array([0.06, 0.55, 0.25], np.float32)
+    img = paper * np.exp(-density[..., None] * eosin * 1.6)
+    # nuclei: haematoxylin (violet) ellipses with grainy chromatin
+    canvas = np.zeros((h, w), np.float32)
+    count = int(h * w / (900 * u * u))
+    for _ in range(count):
+        x, y = int(rng.uniform(0, w)), int(rng.uniform(0, h))
+        a = max(1, round(u * rng.uniform(3, 8)))
+        b = max(1, round(a * rng.uniform(0.5, 1.0)))
+        strength = float(rng.uniform(0.5, 1.0))
+        angle = float(rng.uniform(0, 180))
+        cv2.ellipse(canvas, (x, y), (a, b), angle, 0, 360, strength, -1, cv2.LINE_AA)
+    chromatin = 1.0 + 0.35 * _grain(h, w, rng)
+    nuclei = np.clip(canvas * chromatin, 0.0, 1.5)
+    haem = np.array([0.75, 0.95, 0.35], np.float32)
+    img *= np.exp(-nuclei[..., None] * haem * 1.3)
+    img += 2.0 * _grain(h, w, rng)[..., None]
+    return _to_uint8(img)
 
 
 # ------------------------------------------------------------------------------ photo tiles
