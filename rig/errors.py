@@ -39,3 +39,7 @@ class Interrupted(RigError):
 
 class SessionError(RigError):
     """A capture session's folder or journal cannot be used as it is."""
+
+
+class BatchError(RigError):
+    """A batch cannot start as asked: no stacks, a cluster that cannot be reached or used."""

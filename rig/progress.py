@@ -10,9 +10,12 @@ from typing import TextIO
 class Progress:
     """Redraws in place on a terminal; prints one line per step elsewhere (logs, CI)."""
 
-    def __init__(self, total: int, label: str = "frames", stream: TextIO | None = None) -> None:
+    def __init__(
+        self, total: int, label: str = "frames", stream: TextIO | None = None, unit: str = "frame"
+    ) -> None:
         self.total = total
         self.label = label
+        self.unit = unit
         self.stream = stream if stream is not None else sys.stderr
         self.done = 0
         self.started = time.perf_counter()
@@ -27,7 +30,7 @@ class Progress:
         filled = int(width * self.done / max(1, self.total))
         bar = "#" * filled + "." * (width - filled)
         line = (
-            f"[{bar}] {self.done}/{self.total} {self.label}  {per:.2f} s/frame  "
+            f"[{bar}] {self.done}/{self.total} {self.label}  {per:.2f} s/{self.unit}  "
             f"ETA {eta:.0f} s  {note}"
         ).rstrip()
         if self.tty:

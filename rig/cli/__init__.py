@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from rig.cli import camera, capture, doctor, plan, profile, rail, stack, tui, udev
+from rig.cli import batch, camera, capture, doctor, plan, profile, rail, stack, tui, udev
 from rig.cli.common import UsageError, say
 from rig.errors import Interrupted, RigError
 from rig.tuning import tune_process
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", metavar="NAME", help="rig profile for the terminal UI")
     tui.add_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (stack, rail, camera, profile, plan, capture, tui, doctor, udev):
+    for module in (stack, batch, rail, camera, profile, plan, capture, tui, doctor, udev):
         module.add_commands(commands)
     return parser
 

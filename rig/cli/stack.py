@@ -90,25 +90,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         metavar="PATH",
         help="also write the depth map (16-bit frame index) and PATH-colour.png",
     )
-    p.add_argument(
-        "--bit-depth",
-        type=int,
-        choices=(8, 16),
-        default=None,
-        help="output bits per channel (default 16 if any input is 16-bit or RAW)",
-    )
-    p.add_argument(
-        "--threads",
-        type=count(1, 256),
-        default=None,
-        metavar="N",
-        help="worker threads for image processing (default: all cores)",
-    )
-    p.add_argument(
-        "--strict",
-        action="store_true",
-        help="stop at the first unusable frame instead of skipping it",
-    )
+    add_output_options(p, threads="all cores")
     p.add_argument(
         "--reuse-alignment",
         type=nonempty,
@@ -121,6 +103,29 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     add_quiet(p)
     p.set_defaults(handler=run_stack)
+
+
+def add_output_options(p: argparse.ArgumentParser, threads: str) -> None:
+    """--bit-depth, --threads and --strict: ``stackrig stack`` and ``stackrig batch`` share them."""
+    p.add_argument(
+        "--bit-depth",
+        type=int,
+        choices=(8, 16),
+        default=None,
+        help="output bits per channel (default 16 if any input is 16-bit or RAW)",
+    )
+    p.add_argument(
+        "--threads",
+        type=count(1, 256),
+        default=None,
+        metavar="N",
+        help=f"worker threads for image processing (default: {threads})",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first unusable frame instead of skipping it",
+    )
 
 
 def run_stack(args: argparse.Namespace) -> int:

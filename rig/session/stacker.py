@@ -94,6 +94,8 @@ class StackJob:
     # the coverage verdict so far and its picture (StackEngine.coverage_map), with each preview
     # and once more after the last frame (the TUI shows both live)
     on_coverage: Callable[[Coverage, np.ndarray | None], object] | None = None
+    # more top-level entries for the report (a batch's content key: rig.jobs.batch_task)
+    report_extra: dict[str, object] = field(default_factory=dict)
 
 
 def peak_rss_mib() -> float:
@@ -362,6 +364,7 @@ class StackingWorker:
                 "unreadable": [{"name": p.name, "reason": why} for p, why in unusable],
                 "seconds": round(seconds, 3),
                 "frames": [r.to_dict() for r in result.reports],
+                **self.job.report_extra,
             }
             encoded = files.json_bytes(out.report, document)
             staged.append(files.stage(out.report, lambda fh: fh.write(encoded)))
