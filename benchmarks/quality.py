@@ -141,12 +141,13 @@ def run_peers(case: Case, scorer: Scorer) -> list[Score]:
 # --------------------------------------------------------------------------------- output
 
 
-def table(headers: list[str], rows: list[list[str]]) -> str:
+def table(headers: list[str], rows: list[list[str]], left: int = 1) -> str:
+    """Plain fixed-width table: the first ``left`` columns left-aligned, the others right."""
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
 
     def line(cells: list[str]) -> str:
         return "  ".join(
-            str(c).ljust(w) if i < 2 else str(c).rjust(w)
+            str(c).ljust(w) if i < left else str(c).rjust(w)
             for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         )
 
@@ -154,6 +155,7 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def fmt(value: float | None, spec: str) -> str:
+    """``value`` formatted, or "-" when there is none (or it is not finite)."""
     return "-" if value is None or not math.isfinite(value) else format(value, spec)
 
 
@@ -166,7 +168,7 @@ def print_scores(scores: list[Score]) -> None:
          "-" if s.warned is None else ("yes" if s.warned else "no"), fmt(s.seconds, ".1f")]
         for s in scores
     ]  # fmt: skip
-    print(table(headers, rows))
+    print(table(headers, rows, left=2))
 
 
 def print_verdicts(scores: list[Score]) -> None:
@@ -189,7 +191,7 @@ def print_verdicts(scores: list[Score]) -> None:
             fmt(ours.vs_best, ".2f"),
         ])  # fmt: skip
     print(table(["case", "ours", "dPSNR vs best peer", "peer", "dSSIM vs best", "vs best frame"],
-                rows))  # fmt: skip
+                rows, left=2))  # fmt: skip
     for case, tools in by_case.items():
         if case.endswith("_rev") and case[:-4] + "_fwd" in by_case:
             twin = by_case[case[:-4] + "_fwd"]

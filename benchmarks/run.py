@@ -40,6 +40,7 @@ import numpy as np
 from benchmarks import metrics, peers, suite, synth
 from benchmarks import quality as quality_suite
 from benchmarks.launch import run_measured
+from benchmarks.quality import fmt, table
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_OUT = REPO / "bench-out"
@@ -119,23 +120,6 @@ def run_child(stack: Path, method: str, limit: int, save: Path | None = None) ->
 
 
 # ----------------------------------------------------------------------------------- output
-
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    """Plain fixed-width table: first column left-aligned, the others right-aligned."""
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            str(c).ljust(w) if i == 0 else str(c).rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
-
-
-def fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
 
 
 def mib(kib: float) -> float:

@@ -131,14 +131,6 @@ class Case:
             return image.astype(np.float32) * np.float32(257.0)
         return image.astype(np.float32)
 
-    def to_truth_geometry(self, image: np.ndarray) -> np.ndarray:
-        """A result made in the first given frame's geometry, resampled into the truth's."""
-        h, w = image.shape[:2]
-        return cv2.warpAffine(
-            image, self.reference, (w, h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_REPLICATE,
-        )  # fmt: skip
-
 
 def shared_root() -> Path:
     """``$STACKRIG_SHARED`` or ``../shared`` relative to the repository root."""

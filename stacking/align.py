@@ -125,10 +125,13 @@ class IncrementalAligner:
             relative_small, confidence, method = np.eye(3), 1.0, "none"
         else:
             seed = _to_work(prev.relative, scale)
-            if prev.features is None:
-                prev.features = Features.of(prev.gray)
-            features = Features.of(gray)
-            found = estimate_motion(prev.gray, gray, self.settings, seed, (prev.features, features))
+            pair = None
+            if keypoints_lead(gray):  # found once per frame, kept for its successor
+                if prev.features is None:
+                    prev.features = Features.of(prev.gray)
+                features = Features.of(gray)
+                pair = (prev.features, features)
+            found = estimate_motion(prev.gray, gray, self.settings, seed, pair)
             if found is None:
                 return _rejection(
                     "alignment did not converge (ECC and feature matching failed)", prev
@@ -302,14 +305,20 @@ def estimate_motion(
 
     ``features``: the two images' keypoints when the caller already has them.
     """
-    a, b = features if features is not None else (Features.of(template), Features.of(image))
-    by_features = match_motion(a, b, settings.model)
-    leads = max(template.shape[:2]) >= KEYPOINT_SIDE
-    if leads and by_features is not None and by_features[2] >= MIN_INLIERS:
+
+    def by_keypoints() -> tuple[np.ndarray, float, int] | None:
+        a, b = features or (Features.of(template), Features.of(image))
+        return match_motion(a, b, settings.model)
+
+    leads = keypoints_lead(template)
+    by_features = by_keypoints() if leads else None
+    if by_features is not None and by_features[2] >= MIN_INLIERS:
         return by_features[0], by_features[1], "features"
     found = ecc_pyramid(template, image, settings, seed)
     if found is not None and found[1] >= settings.min_correlation:
         return found[0], found[1], "ecc"
+    if not leads:  # thumbnails: keypoints only once ECC is lost
+        by_features = by_keypoints()
     if by_features is None:
         return None
     refined = ecc_pyramid(template, image, settings, by_features[0])
@@ -370,6 +379,11 @@ MIN_INLIERS = 40
 KEYPOINT_SIDE = 640
 
 
+def keypoints_lead(gray: np.ndarray) -> bool:
+    """Whether keypoints, not ECC, take the first say on this work image (``KEYPOINT_SIDE``)."""
+    return max(gray.shape[:2]) >= KEYPOINT_SIDE
+
+
 @dataclass(frozen=True)
 class Features:
     """SIFT keypoints (N x 2 work-size px) and descriptors of one work-size grayscale."""
@@ -386,14 +400,6 @@ class Features:
         keypoints, descriptors = sift.detectAndCompute(g8, None)
         points = np.array([k.pt for k in keypoints], np.float32).reshape(-1, 2)
         return cls(points, descriptors)
-
-
-def feature_motion(
-    template: np.ndarray, image: np.ndarray, model: str
-) -> tuple[np.ndarray, float] | None:
-    """SIFT matches + RANSAC between two work-size grayscales: (transform, inlier ratio)."""
-    found = match_motion(Features.of(template), Features.of(image), model)
-    return None if found is None else (found[0], found[1])
 
 
 def match_motion(a: Features, b: Features, model: str) -> tuple[np.ndarray, float, int] | None:

@@ -128,7 +128,8 @@ class StackEngine:
         if result.rejected is None:
             self._fuse(index, pixels, result)
             # On the exposure the frame is matched to: one mean gain, as in the focus maps.
-            slope = exposure.encoded_slope(float(np.mean(result.gain)))
+            gain = float(np.mean(result.gain)) if self.settings.match_exposure else 1.0
+            slope = exposure.encoded_slope(gain)
             sharpness = slope * focus.work_sharpness(gray, self.settings.focus_measure)
         report = FrameReport(
             index=index,

@@ -118,43 +118,19 @@ def frame_focus(
 _NOISE_GAIN = {"laplacian": 20.0, "tenengrad": 24.0}
 
 
-def sharpness(fmap: np.ndarray, measured: np.ndarray, measure: str) -> float:
-    """Mean focus of a frame or result with its sensor noise taken out: comparable between a
-    noisy frame and the stack, which averages that noise away.
-
-    ``fmap`` is :func:`frame_focus`'s map of the gray ``measured``. A squared measure's noise
-    share is the noise's local variance (Immerkaer's residual, which cancels smooth structure,
-    windowed as the map was) times the operator's tap gain; noise varies across a frame (shot
-    noise), so it is taken out where it is. Without this, a dim, noisy frame (a 12-bit
-    microscope camera's) measures sharper than the clean stack made from it.
-    """
-    gain = _NOISE_GAIN.get(measure)
-    if gain is None:  # sml: not a squared measure, noise does not add to it in quadrature
-        return float(fmap.mean())
-    residual = cv2.filter2D(measured, cv2.CV_32F, _NOISE_KERNEL)
-    noise = cv2.multiply(residual, residual, scale=gain / _NOISE_TAPS)
-    h, w = measured.shape[:2]
-    window = default_window((h, w)) * fmap.shape[1] / w  # the map's own window, at its size
-    noise = cv2.resize(noise, (fmap.shape[1], fmap.shape[0]), interpolation=cv2.INTER_AREA)
-    noise = cv2.GaussianBlur(noise, (0, 0), max(0.5, window / 4.0))
-    signal = cv2.subtract(cv2.multiply(fmap, fmap), noise)
-    return float(cv2.sqrt(cv2.max(signal, 0.0)).mean())
-
-
 _NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 _NOISE_TAPS = 36.0  # the kernel's squared taps: its response to unit white noise has this variance
 
 
-def noise_sigma(gray: np.ndarray, step: int = 1) -> float:
+def noise_sigma(gray: np.ndarray) -> float:
     """Sensor noise (standard deviation) of an image, from its finest-scale residual.
 
     Immerkaer's operator cancels smooth structure; the median of its response, unlike the
     mean, is not pulled up by the edges it leaves. For Gaussian noise the response has six
-    times the noise's deviation, and its median absolute value 0.6745 of that. ``step``
-    samples every step-th row and column of the response for the median (large frames).
+    times the noise's deviation, and its median absolute value 0.6745 of that.
     """
     response = cv2.filter2D(gray, cv2.CV_32F, _NOISE_KERNEL)
-    return float(np.median(np.abs(response[::step, ::step]))) / (6.0 * 0.6745)
+    return float(np.median(np.abs(response))) / (6.0 * 0.6745)
 
 
 def activity(fmap: np.ndarray, guide: np.ndarray, sharpness: float, edge_aware: bool) -> np.ndarray:
@@ -172,10 +148,22 @@ def activity(fmap: np.ndarray, guide: np.ndarray, sharpness: float, edge_aware: 
 
 
 def work_sharpness(gray: np.ndarray, measure: str) -> float:
-    """How sharp a frame or result is, as one figure: the noise-free mean focus
-    (:func:`sharpness`) of its work-size grayscale (``align.work_gray``), default window.
+    """How sharp a frame or result is, as one figure: the mean focus of its work-size grayscale
+    (``align.work_gray``, default window) with its sensor noise taken out, so that a noisy frame
+    and the stack, which averages that noise away, compare.
 
-    Frames are measured as they came, before any warp: interpolation smooths their pixel noise
-    unevenly, which the noise estimate could not follow, and the result is not warped either.
+    A squared measure's noise share is the noise's local variance (Immerkaer's residual, which
+    cancels smooth structure, windowed as the map is) times the operator's tap gain; noise
+    varies across a frame (shot noise), so it is taken out where it is. Without this, a dim,
+    noisy frame (a 12-bit microscope camera's) measures sharper than the clean stack made from
+    it. Frames are measured as they came, before any warp: interpolation smooths their pixel
+    noise unevenly, which the noise estimate could not follow; the result is not warped either.
     """
-    return sharpness(focus_map(gray, measure), gray, measure)
+    fmap = focus_map(gray, measure)
+    gain = _NOISE_GAIN.get(measure)
+    if gain is None:  # sml: not a squared measure, noise does not add to it in quadrature
+        return float(fmap.mean())
+    residual = cv2.filter2D(gray, cv2.CV_32F, _NOISE_KERNEL)
+    noise = windowed(cv2.multiply(residual, residual, scale=gain / _NOISE_TAPS), None, 0)
+    signal = cv2.subtract(cv2.multiply(fmap, fmap), noise)
+    return float(cv2.sqrt(cv2.max(signal, 0.0)).mean())
