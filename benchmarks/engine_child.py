@@ -52,6 +52,7 @@ def run(stack: Path, method: str, limit: int, save: Path) -> dict[str, object]:
         "method": method,
         "frames": len(frames),
         "accepted": len(outcome.result.accepted),
+        "crop": outcome.result.crop,
         "seconds_per_frame": (handled[-1] - start) / len(frames),
         "add_s": add_s,
         "wait_s": [max(0.0, gap - add) for gap, add in zip(gaps, add_s, strict=True)],

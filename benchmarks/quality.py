@@ -34,6 +34,7 @@ import numpy as np
 from benchmarks import metrics, peers, suite
 from benchmarks.suite import Case
 
+Box = tuple[int, int, int, int]  # x, y, w, h
 REPO = Path(__file__).resolve().parents[1]
 BENCH_OUT = REPO / "bench-out"
 METHODS = ("pyramid", "weighted", "depthmap")
@@ -77,9 +78,13 @@ class Scorer:
         return metrics.detail(matched, truth)
 
     def score(self, tool: str, image: np.ndarray, used: str, seconds: float,
-              warned: bool | None = None) -> Score:  # fmt: skip
-        """``image``: a result in the first given frame's geometry, as read or as returned."""
-        rgb8 = warp_to_truth(self.case.to_rgb8(self.case.units(image)), self.case.reference)
+              warned: bool | None = None, box: Box | None = None) -> Score:  # fmt: skip
+        """``image``: a result in the first given frame's geometry, as read or as returned,
+        cropped to ``box`` (x, y, w, h) of that frame when given."""
+        rgb8 = self.case.to_rgb8(self.case.units(image))
+        if box is not None:
+            rgb8 = uncrop(rgb8, box, self.truth.shape[:2])
+        rgb8 = warp_to_truth(rgb8, self.case.reference)
         if rgb8.shape != self.truth.shape:
             raise ValueError(f"{tool}: result {rgb8.shape} against truth {self.truth.shape}")
         psnr, ssim = metrics.score(rgb8, self.truth, self.case.border)
@@ -88,6 +93,17 @@ class Scorer:
         detail = metrics.detail(result, truth)
         return Score(self.case.name, tool, used, psnr, ssim, edges, detail,
                      detail / self.best_frame, warned, seconds)  # fmt: skip
+
+
+def uncrop(image: np.ndarray, box: Box, shape: tuple[int, int]) -> np.ndarray:
+    """A result cropped to ``box`` back on its frame's full canvas, edges repeated outward.
+
+    What was cropped lies outside the area every frame sees, and that area is inside the
+    scored one: were a crop ever to cut into it, the repeated edges would cost PSNR there.
+    """
+    x, y, w, h = box
+    bottom, right = shape[0] - y - h, shape[1] - x - w
+    return cv2.copyMakeBorder(image, y, bottom, x, right, cv2.BORDER_REPLICATE)
 
 
 def warp_to_truth(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -113,7 +129,8 @@ def run_engine(case: Case, method: str, scorer: Scorer) -> Score:
     result = engine.finalize()
     seconds = time.perf_counter() - start
     used_text = f"{used}/{len(case.frames)}"
-    return scorer.score(method, result.image, used_text, seconds, result.softness is not None)
+    warned = result.softness is not None
+    return scorer.score(method, result.image, used_text, seconds, warned, result.crop)
 
 
 def run_peers(case: Case, scorer: Scorer) -> list[Score]:

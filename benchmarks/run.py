@@ -40,7 +40,7 @@ import numpy as np
 from benchmarks import metrics, peers, suite, synth
 from benchmarks import quality as quality_suite
 from benchmarks.launch import run_measured
-from benchmarks.quality import fmt, table
+from benchmarks.quality import fmt, table, uncrop
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_OUT = REPO / "bench-out"
@@ -89,18 +89,6 @@ def generated_stack(width: int, height: int, frames: int, texture: str, seed: in
 
 
 # ----------------------------------------------------------------------------------- engine
-
-
-def engine_result(frames: list[Path], method: str) -> tuple[np.ndarray, int, float]:
-    """Fuse ``frames`` in one engine: (result image, frames accepted, seconds)."""
-    from stacking.engine import StackEngine, StackSettings
-    from stacking.io import read_image
-
-    start = time.perf_counter()
-    engine = StackEngine(StackSettings(method=method))
-    accepted = sum(engine.add(read_image(f).pixels).accepted for f in frames)
-    result = engine.finalize()
-    return result.image, accepted, time.perf_counter() - start
 
 
 def run_child(stack: Path, method: str, limit: int, save: Path | None = None) -> dict:
@@ -194,7 +182,10 @@ def speed_and_memory(
         try:
             small = run_child(stack, method, frames, saved)
             results[method] = (small, run_child(big, method, 2 * frames))
-            scores[method] = metrics.score(read_rgb(saved), truth)
+            result = read_rgb(saved)
+            if small["crop"] is not None:
+                result = uncrop(result, tuple(small["crop"]), truth.shape[:2])
+            scores[method] = metrics.score(result, truth)
         except RuntimeError as err:
             print(f"  {err}")
     rows = []

@@ -47,7 +47,7 @@ class StackResult:
     image: np.ndarray  # float32 HxWx3 RGB, 0..1
     depth: np.ndarray  # uint16 HxW: index of the sharpest frame per pixel
     reports: list[FrameReport]
-    crop: tuple[int, int, int, int] | None  # (x, y, w, h) applied, or None
+    crop: tuple[int, int, int, int] | None  # (x, y, w, h) applied, or None: nothing cropped
     sharpness: float  # mean focus measure of the result
     coverage: Coverage  # does the stack reach the subject's front and back
     # linear-light gain per channel from the first frame's exposure to the stack's typical one
@@ -99,7 +99,8 @@ class StackEngine:
         self._fusion: accumulate.Fusion | None = None
         self._shape: tuple[int, ...] | None = None  # the reference frame sets it
         self._covered: np.ndarray | None = None  # uint8 mask every accepted frame covers
-        self._crop: tuple[np.ndarray, tuple[int, int, int, int]] | None = None  # (of, box)
+        # (the mask it was found in, box or None when nothing is cropped)
+        self._crop: tuple[np.ndarray, tuple[int, int, int, int] | None] | None = None
         self.reports: list[FrameReport] = []
 
     @property
@@ -221,7 +222,9 @@ class StackEngine:
         if not self.settings.crop or self._covered is None:
             return None
         if self._crop is None or self._crop[0] is not self._covered:
-            self._crop = (self._covered, geometry.inner_rectangle(self._covered))
+            box = geometry.inner_rectangle(self._covered)
+            h, w = self._covered.shape
+            self._crop = (self._covered, None if box == (0, 0, w, h) else box)
         return self._crop[1]
 
     def coverage(self) -> Coverage:
@@ -291,7 +294,10 @@ class StackEngine:
         warped, border = pixels, None
         if not geometry.is_identity(t):
             warped, border = geometry.warp(pixels, t), geometry.outline(t, (h, w))
-            mask = geometry.coverage(border, (h, w), (h, w))
+            # The crop keeps what every frame sees, to its edge: the 2 px the warp fills by
+            # reflection are fused from the frames that have them, not cut for sub-pixel jitter.
+            seen = geometry.outline(t, (h, w), inset=-0.5)
+            mask = geometry.coverage(seen, (h, w), (h, w))
             self._covered = mask if self._covered is None else cv2.bitwise_and(self._covered, mask)
         gains = where.gain if s.match_exposure else (1.0, 1.0, 1.0)
         offsets = where.offset if s.match_exposure else (0.0, 0.0, 0.0)

@@ -30,10 +30,12 @@ def warp(pixels: np.ndarray, transform: np.ndarray) -> np.ndarray:
     )
 
 
-def outline(transform: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Where a warped frame has real data: its edges, 2 px in, in reference pixels (4 x 2)."""
+def outline(transform: np.ndarray, shape: tuple[int, int], inset: float = _INSET) -> np.ndarray:
+    """Where a warped frame has real data, in reference pixels (4 x 2): its edges, ``inset``
+    px in (by default as far as bicubic interpolation reaches; -0.5: the frame's own edge, so
+    that pixels whose centres it sees are inside)."""
     h, w = shape
-    near, far_x, far_y = _INSET, w - 1 - _INSET, h - 1 - _INSET
+    near, far_x, far_y = inset, w - 1 - inset, h - 1 - inset
     corners = np.array([[near, near, 1], [far_x, near, 1], [far_x, far_y, 1], [near, far_y, 1]]).T
     ref = np.linalg.inv(transform) @ corners
     return (ref[:2] / ref[2]).T

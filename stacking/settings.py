@@ -50,7 +50,11 @@ class StackSettings:
     sharpness: float = 12.0  # softmax exponent on focus: higher picks the sharpest more strictly
     edge_aware: bool = True  # guided-filter the focus maps so transitions follow object edges
     luminance_only: bool = False  # fuse luminance, carry chroma from the sharpest frame
-    crop: bool = False  # crop to the area every accepted frame covers
+    # Crop to the area every accepted frame sees. Magnification change (focus breathing) leaves
+    # a border that only the widest-view frames see, so it is only as sharp as they are, and
+    # it exists only when a widest-view frame is the reference: the crop is the same picture
+    # whichever end of the stack comes first.
+    crop: bool = True
     sharpen: float = 0.0  # unsharp-mask amount applied to the result (0: off)
     match_exposure: bool = True  # correct exposure flicker and white-balance drift between frames
     exposure_offset: bool = False  # also correct a flare/black-level offset (see AlignSettings)

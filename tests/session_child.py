@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from helpers import on_canvas
 
 from rig.devices.gphoto import GPhotoCamera
 from rig.devices.motion import MotionSettings, Rail
@@ -82,6 +83,7 @@ def main() -> None:
             image = io.read_image(stacked.outputs.image).pixels.astype(np.float64)
             if image.max() > 255:
                 image = image / 257.0
+            image = on_canvas(image, stacked.result.crop, truth.shape)
             h, w = truth.shape[:2]
             crop = (slice(h // 20, h - h // 20), slice(w // 20, w - w // 20))
             mse = float(np.mean((image[crop] - truth[crop]) ** 2))

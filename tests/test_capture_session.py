@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import on_canvas
 
 from rig.cli import main
 from rig.session.folder import SessionFolder
@@ -80,6 +81,8 @@ def test_a_session_shoots_journals_and_stacks_every_frame(
     capsys.readouterr()
     pixels = read_image(offline).pixels
     truth = Subject(SUBJECT).all_in_focus()
+    crop = json.loads(offline.with_name("offline.tif.stack.json").read_text())["crop"]
+    pixels = on_canvas(pixels, None if crop is None else tuple(crop), truth.shape)
     offline_psnr = _psnr(pixels if pixels.dtype == np.uint8 else pixels / 257.0, truth)
     print(f"session stack {result['psnr']:.2f} dB, offline stack {offline_psnr:.2f} dB")
     assert abs(result["psnr"] - offline_psnr) < 0.5

@@ -7,7 +7,16 @@ import json
 import cv2
 import numpy as np
 import pytest
-from helpers import SHARED, expose, focus_stack, render, similarity, textured_scene, to_u8
+from helpers import (
+    SHARED,
+    expose,
+    focus_stack,
+    on_canvas,
+    render,
+    similarity,
+    textured_scene,
+    to_u8,
+)
 
 from stacking import accumulate, focus
 from stacking.engine import FrameReport, StackEngine, StackResult, StackSettings
@@ -107,7 +116,8 @@ def test_aligned_stack_with_magnification_and_gain() -> None:
     result = engine.finalize()
     for report, t in zip(result.reports, truths, strict=True):
         assert np.abs(np.array(report.transform) - t)[:2, 2].max() < 0.3
-    assert _psnr(_interior(result.image, 30), _interior(scene, 30)) > 28
+    image = on_canvas(result.image, result.crop, scene.shape)
+    assert _psnr(_interior(image, 30), _interior(scene, 30)) > 28
 
 
 def test_rejected_frame_is_reported_and_not_blended() -> None:
@@ -149,6 +159,50 @@ def test_crop_to_common_area() -> None:
     assert result.crop is not None
     _, _, w, h = result.crop
     assert result.image.shape[:2] == (h, w) and 0 < w < 400 and 0 < h < 300
+
+
+def _breathing_frames(scene: np.ndarray, zoom: float) -> list[np.ndarray]:
+    """Frames zooming in by ``zoom`` in all, widest view first."""
+    h, w = scene.shape[:2]
+    steps = [1 + (zoom - 1) * i / 3 for i in range(4)]
+    return [to_u8(render(scene, similarity(z, 0, 0, 0, ((w - 1) / 2, (h - 1) / 2)))) for z in steps]
+
+
+def test_the_default_crop_is_the_same_picture_whichever_end_comes_first() -> None:
+    """Magnification change leaves a border that only the widest views see; the default
+    result is the area every frame sees, so the frame order does not change what it shows."""
+    scene = textured_scene(300, 400)
+    frames = _breathing_frames(scene, 1.08)
+    results = []
+    for order in (frames, frames[::-1]):
+        engine = StackEngine()
+        assert all(engine.add(f).accepted for f in order)
+        results.append(engine.finalize())
+    wide_first, narrow_first = results
+    # Widest view first: cut to the narrowest view (1/1.08 of the frame, less the 2 px the
+    # warp cannot interpolate at each edge) ...
+    assert wide_first.crop is not None
+    _, _, w, h = wide_first.crop
+    assert w == pytest.approx(400 / 1.08, abs=6) and h == pytest.approx(300 / 1.08, abs=6)
+    # ... which is all of the narrowest-first result, nothing to crop.
+    assert narrow_first.crop is None and narrow_first.image.shape == scene.shape
+    # The same picture: the wide-first result brought into the narrowest frame's geometry.
+    to_narrow = np.array(wide_first.reports[-1].transform)
+    wide = on_canvas(wide_first.image, wide_first.crop, scene.shape)
+    seen = cv2.warpAffine(wide, np.linalg.inv(to_narrow)[:2], (400, 300),
+                          flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP)  # fmt: skip
+    assert _psnr(_interior(seen, 8), _interior(narrow_first.image, 8)) > 30
+
+
+def test_no_crop_keeps_the_border_only_the_widest_views_see() -> None:
+    scene = textured_scene(300, 400)
+    engine = StackEngine(StackSettings(crop=False))
+    for f in _breathing_frames(scene, 1.08):
+        assert engine.add(f).accepted
+    result = engine.finalize()
+    assert result.crop is None and result.image.shape == scene.shape
+    # The border is the first frame's (the only one that sees the outermost pixels), no glow.
+    assert _psnr(result.image[:6, 20:-20], scene[:6, 20:-20]) > 30
 
 
 def test_inner_rectangle_lies_inside_mask() -> None:
@@ -219,7 +273,7 @@ def test_quality_floor_on_shared_synthetic(stack: str) -> None:
     gt = cv2.cvtColor(cv2.imread(str(folder / "ground_truth.png")), cv2.COLOR_BGR2RGB)
     h, w = gt.shape[:2]
     by, bx = int(h * 0.05), int(w * 0.05)
-    got = np.round(result.image * 255)[by : h - by, bx : w - bx]
+    got = np.round(on_canvas(result.image, result.crop, gt.shape) * 255)[by : h - by, bx : w - bx]
     psnr = _psnr(got / 255, gt[by : h - by, bx : w - bx] / 255)
     assert psnr > QUALITY_FLOOR_DB[stack]
 
@@ -234,9 +288,11 @@ def test_every_model_and_measure_stacks(model: str, measure: str) -> None:
         shift = similarity(1 + 0.003 * i, 0.0, 0.6 * i, 0.4 * i, (160, 120))
         assert engine.add(to_u8(render(f, shift))).accepted
     result = engine.finalize()
-    assert result.image.shape == scene.shape and np.isfinite(result.image).all()
+    assert np.isfinite(result.image).all()
+    image = on_canvas(result.image, result.crop, scene.shape)
+    assert image.shape == scene.shape
     blurred = cv2.GaussianBlur(scene, (0, 0), 4.0)
-    assert _psnr(_interior(result.image, 20), _interior(scene, 20)) > _psnr(
+    assert _psnr(_interior(image, 20), _interior(scene, 20)) > _psnr(
         _interior(blurred, 20), _interior(scene, 20)
     )
 

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import on_canvas
 from session_rig import Rig, profile
 
 from rig.errors import SessionError
 from rig.session.journal import read_journal
 from rig.session.plan import Plan
 from rig.session.run import extend_session, focus_order
+from rig.session.stacker import StackOutcome
 from rig.simrig.subject import Subject, SubjectSettings
 from stacking.io import read_image
 
@@ -21,10 +23,11 @@ from stacking.io import read_image
 SUBJECT = SubjectSettings(width=320, height=240, depth_um=800.0, max_blur=0.04)
 
 
-def psnr(path: Path) -> float:
-    image = read_image(path).pixels.astype(np.float64)
+def psnr(outcome: StackOutcome) -> float:
+    image = read_image(outcome.outputs.image).pixels.astype(np.float64)
     image = image / 257.0 if image.max() > 255 else image
     truth = Subject(SUBJECT).all_in_focus().astype(np.float64)
+    image = on_canvas(image, outcome.result.crop, truth.shape)
     h, w = truth.shape[:2]
     crop = (slice(h // 10, h - h // 10), slice(w // 10, w - w // 10))
     return 10 * math.log10(255.0**2 / float(np.mean((image[crop] - truth[crop]) ** 2)))
@@ -42,7 +45,7 @@ def shoot_plan(tmp: Path, plan: Plan, extend_first: int = 0) -> tuple[Rig, float
     """PSNR of the stack as planned, and after extending (the same when not extended)."""
     rig = Rig(tmp, profile(), plan, SUBJECT)
     shot = rig.shoot()
-    first = psnr(shot.outcome.outputs.image)
+    first = psnr(shot.outcome)
     if not extend_first:
         assert shot.outcome.result.coverage.covered, shot.outcome.result.coverage.verdict
         assert shot.extension_advice() == []
@@ -56,7 +59,7 @@ def shoot_plan(tmp: Path, plan: Plan, extend_first: int = 0) -> tuple[Rig, float
     assert added == [0.0, 160.0]  # outermost first: every move in the plan's direction
     after = rig.resume(finished=True)
     assert (after.shot, after.restacked) == (2, 4)  # nothing shot twice
-    return rig, first, psnr(after.outcome.outputs.image)
+    return rig, first, psnr(after.outcome)
 
 
 def test_a_stack_short_at_the_front_is_extended_without_reshooting(tmp_path: Path) -> None:

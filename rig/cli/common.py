@@ -123,7 +123,7 @@ class Override:
     flag: str
     key: str  # section.key in the profile
     help: str
-    kind: Callable[[str], Any] | None = finite_float  # None: a switch (store_true)
+    kind: Callable[[str], Any] | None = finite_float  # None: a switch, --x / --no-x
     metavar: str | None = None
     choices: tuple[str, ...] | None = None
 
@@ -135,8 +135,9 @@ class Override:
 def add_overrides(parser: argparse.ArgumentParser, overrides: tuple[Override, ...]) -> None:
     for o in overrides:
         if o.kind is None:
-            parser.add_argument(o.flag, dest=o.dest, action="store_true", default=None,
-                                help=o.help)  # fmt: skip
+            # --no-x too: a switch the profile turned on can be turned off for one run.
+            parser.add_argument(o.flag, dest=o.dest, action=argparse.BooleanOptionalAction,
+                                default=None, help=o.help)  # fmt: skip
         else:
             parser.add_argument(o.flag, dest=o.dest, type=o.kind, choices=o.choices,
                                 metavar=o.metavar, default=None, help=o.help)  # fmt: skip

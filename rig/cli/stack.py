@@ -54,7 +54,13 @@ OVERRIDES = (
         "fuse luminance only, carry colour from the sharpest frame",
         None,
     ),
-    Override("--crop", "stacking.crop", "crop to the area every frame covers", None),
+    Override(
+        "--crop",
+        "stacking.crop",
+        "crop to the area every frame sees (the default); --no-crop keeps the border that "
+        "magnification change leaves, only as sharp as the frames that see it",
+        None,
+    ),
     Override(
         "--compress",
         "stacking.compress_tiff",
@@ -191,7 +197,8 @@ def _print_summary(outcome: object, given: int) -> None:
         say(f"  unusable {path.name}: {why}", err=True)
     if result.crop is not None:
         x, y, w, h = result.crop
-        say(f"  cropped to {w}x{h} at ({x}, {y}), the area every frame covers", err=True)
+        say(f"  cropped to {w}x{h} at ({x}, {y}): the area every frame sees (--no-crop keeps "
+            "the border, only as sharp as the frames that see it)", err=True)  # fmt: skip
     say(f"  coverage: {result.coverage.verdict}", err=True)
     mean = outcome.inputs_sharpness
     ratio = result.sharpness / mean if mean else 0.0

@@ -137,7 +137,7 @@ class StackingSection:
     window_px: float | None = spec(None, optional=True, ge=MIN_WINDOW, le=MAX_WINDOW)  # None: auto
     sharpen: float = spec(0.0, ge=0, le=MAX_SHARPEN)  # unsharp-mask amount of the result
     luminance_only: bool = spec(False, "bool")  # fuse brightness, colour from the sharpest frame
-    crop: bool = spec(False, "bool")  # crop to the area every frame covers
+    crop: bool = spec(True, "bool")  # crop to the area every frame sees (see StackSettings)
     # zlib inside the TIFF: ~60 % smaller 8-bit stacks, ~0.4 s longer to write at 24 MP
     compress_tiff: bool = spec(False, "bool")
     outputs: list[str] = field(default_factory=lambda: ["tiff"], metadata=_meta("outputs"))
