@@ -33,6 +33,7 @@ import numpy as np
 
 from benchmarks import metrics, peers, suite
 from benchmarks.suite import Case
+from stacking import geometry
 
 Box = tuple[int, int, int, int]  # x, y, w, h
 REPO = Path(__file__).resolve().parents[1]
@@ -81,9 +82,9 @@ class Scorer:
               warned: bool | None = None, box: Box | None = None) -> Score:  # fmt: skip
         """``image``: a result in the first given frame's geometry, as read or as returned,
         cropped to ``box`` (x, y, w, h) of that frame when given."""
-        rgb8 = self.case.to_rgb8(self.case.units(image))
-        if box is not None:
-            rgb8 = uncrop(rgb8, box, self.truth.shape[:2])
+        # What was cropped lies outside the area every frame sees, which holds the scored one:
+        # were a crop ever to cut into it, the repeated edges would cost PSNR there.
+        rgb8 = geometry.uncrop(self.case.to_rgb8(self.case.units(image)), box, self.truth.shape)
         rgb8 = warp_to_truth(rgb8, self.case.reference)
         if rgb8.shape != self.truth.shape:
             raise ValueError(f"{tool}: result {rgb8.shape} against truth {self.truth.shape}")
@@ -93,17 +94,6 @@ class Scorer:
         detail = metrics.detail(result, truth)
         return Score(self.case.name, tool, used, psnr, ssim, edges, detail,
                      detail / self.best_frame, warned, seconds)  # fmt: skip
-
-
-def uncrop(image: np.ndarray, box: Box, shape: tuple[int, int]) -> np.ndarray:
-    """A result cropped to ``box`` back on its frame's full canvas, edges repeated outward.
-
-    What was cropped lies outside the area every frame sees, and that area is inside the
-    scored one: were a crop ever to cut into it, the repeated edges would cost PSNR there.
-    """
-    x, y, w, h = box
-    bottom, right = shape[0] - y - h, shape[1] - x - w
-    return cv2.copyMakeBorder(image, y, bottom, x, right, cv2.BORDER_REPLICATE)
 
 
 def warp_to_truth(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:

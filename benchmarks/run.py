@@ -40,7 +40,8 @@ import numpy as np
 from benchmarks import metrics, peers, suite, synth
 from benchmarks import quality as quality_suite
 from benchmarks.launch import run_measured
-from benchmarks.quality import fmt, table, uncrop
+from benchmarks.quality import fmt, table
+from stacking import geometry
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_OUT = REPO / "bench-out"
@@ -182,10 +183,10 @@ def speed_and_memory(
         try:
             small = run_child(stack, method, frames, saved)
             results[method] = (small, run_child(big, method, 2 * frames))
-            result = read_rgb(saved)
-            if small["crop"] is not None:
-                result = uncrop(result, tuple(small["crop"]), truth.shape[:2])
-            scores[method] = metrics.score(result, truth)
+            crop = None if small["crop"] is None else tuple(small["crop"])
+            scores[method] = metrics.score(
+                geometry.uncrop(read_rgb(saved), crop, truth.shape), truth
+            )
         except RuntimeError as err:
             print(f"  {err}")
     rows = []

@@ -81,3 +81,16 @@ def inner_rectangle(mask: np.ndarray) -> tuple[int, int, int, int]:
         else:
             right -= 1
     return (int(left), int(top), int(right - left + 1), int(bottom - top + 1))
+
+
+def uncrop(
+    image: np.ndarray, box: tuple[int, int, int, int] | None, shape: tuple[int, ...]
+) -> np.ndarray:
+    """An image cropped to ``box`` (x, y, w, h; None: not cropped) back on the full canvas of
+    ``shape``, its edges repeated outward: for comparing a cropped result with something in
+    the reference frame's geometry, inside a border wider than the crop."""
+    if box is None:
+        return image
+    x, y, w, h = box
+    bottom, right = shape[0] - y - h, shape[1] - x - w
+    return cv2.copyMakeBorder(image, y, bottom, x, right, cv2.BORDER_REPLICATE)

@@ -70,19 +70,6 @@ def expose(encoded: np.ndarray, gain: float | np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def on_canvas(
-    image: np.ndarray, crop: tuple[int, int, int, int] | None, shape: tuple[int, ...]
-) -> np.ndarray:
-    """A result cropped to the area every frame sees (``crop``: x, y, w, h) back on the
-    reference frame's full ``shape``, its edges repeated outward: compared only inside a
-    border wider than the crop, the repeats never count."""
-    if crop is None:
-        return image
-    x, y, w, h = crop
-    bottom, right = shape[0] - y - h, shape[1] - x - w
-    return cv2.copyMakeBorder(image, y, bottom, x, right, cv2.BORDER_REPLICATE)
-
-
 def stackrig_process(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """``stackrig ARGS`` in a child that Ctrl-C reaches (a background shell ignores SIGINT,
     and its children inherit that), output and errors together on stdout."""

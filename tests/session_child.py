@@ -14,7 +14,6 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from helpers import on_canvas
 
 from rig.devices.gphoto import GPhotoCamera
 from rig.devices.motion import MotionSettings, Rail
@@ -27,7 +26,7 @@ from rig.session.journal import Journal
 from rig.session.stacker import StackingWorker, StackJob
 from rig.simrig.rig import SimulatedRig
 from rig.simrig.subject import SubjectSettings
-from stacking import io
+from stacking import geometry, io
 from stacking.settings import StackSettings
 
 SUBJECT = SubjectSettings(width=480, height=320, depth_um=2000.0)
@@ -83,7 +82,7 @@ def main() -> None:
             image = io.read_image(stacked.outputs.image).pixels.astype(np.float64)
             if image.max() > 255:
                 image = image / 257.0
-            image = on_canvas(image, stacked.result.crop, truth.shape)
+            image = geometry.uncrop(image, stacked.result.crop, truth.shape)
             h, w = truth.shape[:2]
             crop = (slice(h // 20, h - h // 20), slice(w // 20, w - w // 20))
             mse = float(np.mean((image[crop] - truth[crop]) ** 2))

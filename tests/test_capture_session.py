@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import on_canvas
 
 from rig.cli import main
 from rig.session.folder import SessionFolder
 from rig.session.journal import read_journal
 from rig.simrig.camera_feed import CameraFeed
 from rig.simrig.subject import Subject
+from stacking import geometry
 from stacking.io import read_image
 
 CHILD = Path(__file__).with_name("session_child.py")
@@ -82,7 +82,7 @@ def test_a_session_shoots_journals_and_stacks_every_frame(
     pixels = read_image(offline).pixels
     truth = Subject(SUBJECT).all_in_focus()
     crop = json.loads(offline.with_name("offline.tif.stack.json").read_text())["crop"]
-    pixels = on_canvas(pixels, None if crop is None else tuple(crop), truth.shape)
+    pixels = geometry.uncrop(pixels, None if crop is None else tuple(crop), truth.shape)
     offline_psnr = _psnr(pixels if pixels.dtype == np.uint8 else pixels / 257.0, truth)
     print(f"session stack {result['psnr']:.2f} dB, offline stack {offline_psnr:.2f} dB")
     assert abs(result["psnr"] - offline_psnr) < 0.5

@@ -11,14 +11,13 @@ from helpers import (
     SHARED,
     expose,
     focus_stack,
-    on_canvas,
     render,
     similarity,
     textured_scene,
     to_u8,
 )
 
-from stacking import accumulate, focus
+from stacking import accumulate, focus, geometry
 from stacking.engine import FrameReport, StackEngine, StackResult, StackSettings
 from stacking.errors import FrameMismatchError, NothingToStackError
 from stacking.geometry import inner_rectangle
@@ -116,7 +115,7 @@ def test_aligned_stack_with_magnification_and_gain() -> None:
     result = engine.finalize()
     for report, t in zip(result.reports, truths, strict=True):
         assert np.abs(np.array(report.transform) - t)[:2, 2].max() < 0.3
-    image = on_canvas(result.image, result.crop, scene.shape)
+    image = geometry.uncrop(result.image, result.crop, scene.shape)
     assert _psnr(_interior(image, 30), _interior(scene, 30)) > 28
 
 
@@ -188,7 +187,7 @@ def test_the_default_crop_is_the_same_picture_whichever_end_comes_first() -> Non
     assert narrow_first.crop is None and narrow_first.image.shape == scene.shape
     # The same picture: the wide-first result brought into the narrowest frame's geometry.
     to_narrow = np.array(wide_first.reports[-1].transform)
-    wide = on_canvas(wide_first.image, wide_first.crop, scene.shape)
+    wide = geometry.uncrop(wide_first.image, wide_first.crop, scene.shape)
     seen = cv2.warpAffine(wide, np.linalg.inv(to_narrow)[:2], (400, 300),
                           flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP)  # fmt: skip
     assert _psnr(_interior(seen, 8), _interior(narrow_first.image, 8)) > 30
@@ -273,7 +272,9 @@ def test_quality_floor_on_shared_synthetic(stack: str) -> None:
     gt = cv2.cvtColor(cv2.imread(str(folder / "ground_truth.png")), cv2.COLOR_BGR2RGB)
     h, w = gt.shape[:2]
     by, bx = int(h * 0.05), int(w * 0.05)
-    got = np.round(on_canvas(result.image, result.crop, gt.shape) * 255)[by : h - by, bx : w - bx]
+    got = np.round(geometry.uncrop(result.image, result.crop, gt.shape) * 255)[
+        by : h - by, bx : w - bx
+    ]
     psnr = _psnr(got / 255, gt[by : h - by, bx : w - bx] / 255)
     assert psnr > QUALITY_FLOOR_DB[stack]
 
@@ -289,7 +290,7 @@ def test_every_model_and_measure_stacks(model: str, measure: str) -> None:
         assert engine.add(to_u8(render(f, shift))).accepted
     result = engine.finalize()
     assert np.isfinite(result.image).all()
-    image = on_canvas(result.image, result.crop, scene.shape)
+    image = geometry.uncrop(result.image, result.crop, scene.shape)
     assert image.shape == scene.shape
     blurred = cv2.GaussianBlur(scene, (0, 0), 4.0)
     assert _psnr(_interior(image, 20), _interior(scene, 20)) > _psnr(

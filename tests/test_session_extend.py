@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import on_canvas
 from session_rig import Rig, profile
 
 from rig.errors import SessionError
@@ -17,6 +16,7 @@ from rig.session.plan import Plan
 from rig.session.run import extend_session, focus_order
 from rig.session.stacker import StackOutcome
 from rig.simrig.subject import Subject, SubjectSettings
+from stacking import geometry
 from stacking.io import read_image
 
 # Enough defocus over the depth that a stack missing its front is visibly worse.
@@ -27,7 +27,7 @@ def psnr(outcome: StackOutcome) -> float:
     image = read_image(outcome.outputs.image).pixels.astype(np.float64)
     image = image / 257.0 if image.max() > 255 else image
     truth = Subject(SUBJECT).all_in_focus().astype(np.float64)
-    image = on_canvas(image, outcome.result.crop, truth.shape)
+    image = geometry.uncrop(image, outcome.result.crop, truth.shape)
     h, w = truth.shape[:2]
     crop = (slice(h // 10, h - h // 10), slice(w // 10, w - w // 10))
     return 10 * math.log10(255.0**2 / float(np.mean((image[crop] - truth[crop]) ** 2)))
